@@ -1,0 +1,129 @@
+//! The client side of a connection: from accept to a logged-in session.
+
+pub mod handshake;
+
+use crate::context::Context;
+use crate::protocol::backend::error_response::PgError;
+use crate::protocol::codes;
+use crate::session::{Session, SessionInfo};
+use crate::upstream::login;
+use bytes::BytesMut;
+use handshake::{HandshakeError, Opening};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+
+/// Counts a client against `proxy.max_clients` for as long as it lives.
+struct ClientSlot<'a>(&'a Context);
+
+impl Drop for ClientSlot<'_> {
+    fn drop(&mut self) {
+        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Keeps the open-connections gauge right however the task ends.
+struct OpenGauge<'a>(&'a Context);
+
+impl Drop for OpenGauge<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.connections_open.dec();
+    }
+}
+
+/// Serves one accepted TCP connection to its end.
+pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
+    ctx.metrics.connections_total.inc();
+    ctx.metrics.connections_open.inc();
+    let _gauge = OpenGauge(&ctx);
+    let _ = tcp.set_nodelay(true);
+    let config = ctx.config.load_full();
+    let deadline = Instant::now() + config.proxy.startup_timeout.0;
+
+    let opening = match timeout_at(deadline, handshake::open(tcp, &ctx)).await {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            // A client that hangs up (e.g. after SSLRequest got 'N') is not a refusal.
+            if !matches!(e, HandshakeError::Io(_)) {
+                tracing::info!(%peer, error = %e, "connection refused during startup");
+                ctx.metrics.refused.with_label_values(&[e.reason()]).inc();
+            }
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "startup timed out");
+            ctx.metrics.refused.with_label_values(&["timeout"]).inc();
+            return;
+        }
+    };
+    let mut login = match opening {
+        Opening::Cancel(key) => {
+            let sent = ctx.cancel.cancel(key).await;
+            let result = if sent { "forwarded" } else { "unknown_key" };
+            ctx.metrics.cancels.with_label_values(&[result]).inc();
+            tracing::debug!(%peer, result, "cancel request");
+            return;
+        }
+        Opening::Login(l) => l,
+    };
+
+    let in_use = ctx.clients.fetch_add(1, Ordering::Relaxed);
+    let _slot = ClientSlot(&ctx);
+    if in_use >= config.proxy.max_clients {
+        ctx.metrics.refused.with_label_values(&["too_many_clients"]).inc();
+        tracing::warn!(%peer, max = config.proxy.max_clients, "too many clients");
+        let mut out = BytesMut::new();
+        PgError::fatal(codes::TOO_MANY_CONNECTIONS, "sorry, too many clients already")
+            .put(&mut out);
+        let _ = login.conn.write_all(&out).await;
+        return;
+    }
+
+    let user = login.startup.param("user").unwrap_or_default().to_owned();
+    let upstream = match timeout_at(deadline, login::relay(&ctx, &mut login)).await {
+        Ok(Ok(u)) => u,
+        Ok(Err(e)) => {
+            if e.is_auth_rejection() {
+                ctx.metrics.auth_failures.inc();
+            }
+            tracing::info!(%peer, %user, error = %e, "login failed");
+            if let Some(pg) = e.to_pg() {
+                let mut out = BytesMut::new();
+                pg.put(&mut out);
+                let _ = login.conn.write_all(&out).await;
+            }
+            return;
+        }
+        Err(_) => {
+            ctx.metrics.refused.with_label_values(&["timeout"]).inc();
+            tracing::info!(%peer, %user, "authentication timed out");
+            let mut out = BytesMut::new();
+            PgError::fatal(codes::QUERY_CANCELED, "canceling authentication due to timeout")
+                .put(&mut out);
+            let _ = login.conn.write_all(&out).await;
+            return;
+        }
+    };
+
+    let info = SessionInfo {
+        user,
+        database: login
+            .startup
+            .param("database")
+            .or(login.startup.param("user"))
+            .unwrap_or_default()
+            .to_owned(),
+        application_name: login
+            .startup
+            .param("application_name")
+            .unwrap_or_default()
+            .to_owned(),
+        client_addr: peer,
+        client_tls: login.conn.stream.is_tls(),
+        backend_pid: upstream.cancel.real.pid,
+        transaction: crate::protocol::backend::TransactionStatus::Idle,
+    };
+    Session::new(ctx.clone(), info, login.conn, upstream).run().await;
+}

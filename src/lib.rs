@@ -1,0 +1,25 @@
+//! pgwarden: a transparent PostgreSQL wire-protocol proxy that audits and
+//! enforces column-level policies.
+//!
+//! The path of a connection, one module per stage:
+//! [`server`] accepts → [`client`] negotiates TLS and reads the startup →
+//! [`upstream`] connects to PostgreSQL and relays the login → [`session`]
+//! relays every message, framed by [`protocol`], until either side ends.
+
+pub mod cancel;
+pub mod cli;
+pub mod client;
+pub mod cluster;
+pub mod config;
+pub mod context;
+pub mod demo;
+pub mod metrics;
+pub mod net;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod shutdown;
+pub mod upstream;
+
+pub use config::Config;
+pub use server::Server;

@@ -1,0 +1,127 @@
+//! Prometheus metrics. Sessions count locally and add to these counters in
+//! batches, so the per-message path touches no shared cache line.
+
+mod http;
+
+pub use http::serve;
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry,
+};
+
+/// Every metric pgwarden exports.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// The registry `/metrics` renders.
+    pub registry: Registry,
+    /// Client connections open now.
+    pub connections_open: IntGauge,
+    /// Client connections accepted since start.
+    pub connections_total: IntCounter,
+    /// Logins PostgreSQL refused.
+    pub auth_failures: IntCounter,
+    /// Clients refused by pgwarden itself, by reason.
+    pub refused: IntCounterVec,
+    /// Messages from clients to PostgreSQL.
+    pub messages_frontend: IntCounter,
+    /// Messages from PostgreSQL to clients.
+    pub messages_backend: IntCounter,
+    /// Bytes from clients to PostgreSQL.
+    pub bytes_frontend: IntCounter,
+    /// Bytes from PostgreSQL to clients.
+    pub bytes_backend: IntCounter,
+    /// Cancel requests, by outcome.
+    pub cancels: IntCounterVec,
+    /// Time a statement's bytes spent inside pgwarden, both directions.
+    pub proxy_time: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Creates and registers all metrics.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let connections_open =
+            IntGauge::new("pgwarden_client_connections_open", "Client connections open now.")
+                .expect("static metric");
+        let connections_total = IntCounter::new(
+            "pgwarden_client_connections_total",
+            "Client connections accepted since start.",
+        )
+        .expect("static metric");
+        let auth_failures = IntCounter::new(
+            "pgwarden_auth_failures_total",
+            "Logins refused by PostgreSQL.",
+        )
+        .expect("static metric");
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "pgwarden_clients_refused_total",
+                "Clients refused by pgwarden (too_many_clients, tls_required, protocol, timeout).",
+            ),
+            &["reason"],
+        )
+        .expect("static metric");
+        let messages = IntCounterVec::new(
+            Opts::new("pgwarden_messages_total", "Protocol messages relayed."),
+            &["direction"],
+        )
+        .expect("static metric");
+        let bytes = IntCounterVec::new(
+            Opts::new("pgwarden_bytes_total", "Bytes relayed."),
+            &["direction"],
+        )
+        .expect("static metric");
+        let cancels = IntCounterVec::new(
+            Opts::new("pgwarden_cancel_requests_total", "Cancel requests received."),
+            &["result"],
+        )
+        .expect("static metric");
+        let proxy_time = Histogram::with_opts(
+            HistogramOpts::new(
+                "pgwarden_statement_proxy_seconds",
+                "Time a statement's messages spent inside pgwarden (both directions).",
+            )
+            .buckets(exponential_buckets(5e-6, 2.0, 16).expect("static buckets")),
+        )
+        .expect("static metric");
+        for c in [
+            Box::new(connections_open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections_total.clone()),
+            Box::new(auth_failures.clone()),
+            Box::new(refused.clone()),
+            Box::new(messages.clone()),
+            Box::new(bytes.clone()),
+            Box::new(cancels.clone()),
+            Box::new(proxy_time.clone()),
+        ] {
+            registry.register(c).expect("unique metric names");
+        }
+        Self {
+            registry,
+            connections_open,
+            connections_total,
+            auth_failures,
+            refused,
+            messages_frontend: messages.with_label_values(&["frontend"]),
+            messages_backend: messages.with_label_values(&["backend"]),
+            bytes_frontend: bytes.with_label_values(&["frontend"]),
+            bytes_backend: bytes.with_label_values(&["backend"]),
+            cancels,
+            proxy_time,
+        }
+    }
+
+    /// Renders the Prometheus text format.
+    pub fn render(&self) -> String {
+        let enc = prometheus::TextEncoder::new();
+        enc.encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|e| format!("# encoding failed: {e}\n"))
+    }
+}

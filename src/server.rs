@@ -1,0 +1,122 @@
+//! The accept loop: it only routes each connection to its own task, and on
+//! shutdown stops accepting, waits out the grace period, then closes the rest.
+
+use crate::client;
+use crate::config::Config;
+use crate::context::Context;
+use crate::net::tls::TlsError;
+use crate::shutdown::Phase;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
+
+/// Why the proxy could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// A listening address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// TLS material is unusable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A running proxy.
+pub struct Server {
+    /// Shared state (config, metrics, shutdown).
+    pub ctx: Arc<Context>,
+    /// Where clients connect.
+    pub local_addr: SocketAddr,
+    /// Where `/metrics` is served, when enabled.
+    pub metrics_addr: Option<SocketAddr>,
+    accept: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds the listeners and starts serving.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let listen = config.proxy.listen.clone();
+        let metrics_listen = config.metrics.listen.clone();
+        let ctx = Context::new(config)?;
+        let listener = TcpListener::bind(&listen)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: listen.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: listen.clone(),
+            source,
+        })?;
+        let mut metrics_addr = None;
+        if let Some(m) = metrics_listen {
+            let l = TcpListener::bind(&m)
+                .await
+                .map_err(|source| StartError::Bind { addr: m.clone(), source })?;
+            metrics_addr = l.local_addr().ok();
+            tokio::spawn(crate::metrics::serve(ctx.clone(), l));
+        }
+        tracing::info!(%local_addr, upstream = %ctx.config.load().upstream.address, "pgwarden listening");
+        let accept = tokio::spawn(accept_loop(ctx.clone(), listener));
+        Ok(Self {
+            ctx,
+            local_addr,
+            metrics_addr,
+            accept,
+        })
+    }
+
+    /// Begins a graceful shutdown (as SIGTERM does).
+    pub fn shutdown(&self) {
+        self.ctx.shutdown.advance(Phase::Draining);
+    }
+
+    /// Waits until every session has ended after shutdown.
+    pub async fn wait(self) {
+        let _ = self.accept.await;
+    }
+}
+
+async fn accept_loop(ctx: Arc<Context>, listener: TcpListener) {
+    let tracker = TaskTracker::new();
+    let mut shutdown = ctx.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = async { let _ = shutdown.wait_for(|p| *p != Phase::Running).await; } => break,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, peer)) => {
+                    tracker.spawn(client::serve(ctx.clone(), tcp, peer));
+                }
+                Err(e) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    tracker.close();
+    let grace = ctx.config.load().proxy.shutdown_grace.0;
+    tracing::info!(
+        sessions = tracker.len(),
+        grace_s = grace.as_secs_f64(),
+        "shutting down: no new connections; sessions end when idle"
+    );
+    if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+        tracing::warn!(sessions = tracker.len(), "grace period over; closing sessions");
+        ctx.shutdown.advance(Phase::Closing);
+        let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    }
+    ctx.shutdown.advance(Phase::Closing);
+    tracing::info!("pgwarden stopped");
+}

@@ -1,0 +1,510 @@
+//! The relay: one task per session drives both sockets without ever waiting
+//! on one side while the other could make progress (a pipelining client that
+//! does not read while it writes would otherwise deadlock with PostgreSQL).
+//!
+//! Each turn of the loop writes what is queued, then reads whichever side is
+//! ready, frames what arrived and hands each complete message to the stage
+//! that handles its direction. Unchanged messages are copied to the other
+//! side's queue as the original bytes; writes are coalesced per turn.
+
+use super::state::{RequestTracker, SessionInfo};
+use crate::cancel::Registration;
+use crate::context::Context;
+use crate::net::conn::READ_CHUNK;
+use crate::net::{Conn, Stream};
+use crate::protocol::backend::error_response::PgError;
+use crate::protocol::backend::{self as be, error_response, parameter_status, TransactionStatus};
+use crate::protocol::{codes, frontend, Frame, FrameHeader, ProtocolError};
+use crate::shutdown::Phase;
+use crate::upstream::Upstream;
+use bytes::{Buf, BytesMut};
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+/// Stop reading a side while this much is queued toward the other side.
+const HIGH_WATER: usize = 256 * 1024;
+/// Buffers larger than this are released once empty, so a session that once
+/// moved a big row does not keep the memory.
+const SHRINK_ABOVE: usize = 256 * 1024;
+/// Time allowed to deliver final messages when a session ends.
+const CLOSE_FLUSH: Duration = Duration::from_secs(5);
+
+/// What woke the relay.
+enum Event {
+    ClientData,
+    ServerData,
+    ClientClosed(Option<io::Error>),
+    ServerClosed(Option<io::Error>),
+    Wrote,
+}
+
+/// How the session ends.
+enum End {
+    /// The client sent Terminate or went away.
+    Client,
+    /// PostgreSQL ended the session or the connection broke.
+    Server,
+    /// Shutdown closed it.
+    Shutdown,
+    /// A peer broke the protocol.
+    Protocol,
+}
+
+/// Counters kept locally and added to the shared metrics in batches.
+#[derive(Default)]
+struct LocalStats {
+    msgs_in: u64,
+    bytes_in: u64,
+    msgs_out: u64,
+    bytes_out: u64,
+}
+
+/// One side's socket, its read buffer and the queue of bytes to write to it.
+struct Side {
+    stream: Stream,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+    needs_flush: bool,
+    /// When the oldest unwritten bytes in `wbuf` were read from the other side.
+    queued_since: Option<Instant>,
+}
+
+impl Side {
+    fn new(conn: Conn) -> Self {
+        Self {
+            stream: conn.stream,
+            rbuf: conn.rbuf,
+            wbuf: BytesMut::new(),
+            needs_flush: false,
+            queued_since: None,
+        }
+    }
+
+    /// Writes as much of the queue as the socket takes. `Ok(true)` means
+    /// progress; returns the time the drained bytes spent queued.
+    fn poll_write_queue(
+        &mut self,
+        cx: &mut TaskContext<'_>,
+        held: &mut Duration,
+    ) -> Result<bool, io::Error> {
+        let mut progressed = false;
+        while !self.wbuf.is_empty() {
+            match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf) {
+                Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => {
+                    self.wbuf.advance(n);
+                    self.needs_flush = true;
+                    progressed = true;
+                }
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => break,
+            }
+        }
+        if self.wbuf.is_empty() {
+            if let Some(t) = self.queued_since.take() {
+                *held += t.elapsed();
+            }
+            if self.wbuf.capacity() > SHRINK_ABOVE {
+                self.wbuf = BytesMut::new();
+            }
+            if self.needs_flush {
+                match Pin::new(&mut self.stream).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.needs_flush = false,
+                    Poll::Ready(Err(e)) => return Err(e),
+                    Poll::Pending => {}
+                }
+            }
+        }
+        Ok(progressed)
+    }
+
+    /// Reads what is available; `Ready(Ok(0))` is end of stream.
+    fn poll_fill(&mut self, cx: &mut TaskContext<'_>, max: usize) -> Poll<io::Result<usize>> {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > SHRINK_ABOVE {
+            self.rbuf = BytesMut::new();
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            // Grow toward the message being read, in bounded steps, never by
+            // what the header merely claims.
+            let want = match FrameHeader::parse(&self.rbuf, max) {
+                Ok(Some(h)) if h.total_len > self.rbuf.len() => {
+                    (h.total_len - self.rbuf.len()).clamp(READ_CHUNK, 1024 * 1024)
+                }
+                _ => READ_CHUNK,
+            };
+            self.rbuf.reserve(want);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.rbuf)
+    }
+
+    async fn write_out(&mut self) -> io::Result<()> {
+        self.stream.write_all(&self.wbuf).await?;
+        self.wbuf.clear();
+        self.stream.flush().await
+    }
+}
+
+/// A logged-in session relaying between a client and PostgreSQL.
+pub struct Session {
+    ctx: Arc<Context>,
+    info: SessionInfo,
+    client: Side,
+    server: Side,
+    cancel: Registration,
+    requests: RequestTracker,
+    max_message: usize,
+    stats: LocalStats,
+    /// Time the current statement's bytes spent inside pgwarden.
+    held: Duration,
+    /// A ReadyForQuery was queued to the client; observe `held` once it is written.
+    statement_done: bool,
+    /// The server already sent a FATAL error; do not add another.
+    server_sent_fatal: bool,
+    /// Shutdown asked this session to end when idle.
+    draining: bool,
+    /// Alternates which side is read first, so neither starves the other.
+    client_first: bool,
+}
+
+impl Session {
+    /// A session over a logged-in client and server pair.
+    pub fn new(ctx: Arc<Context>, info: SessionInfo, client: Conn, upstream: Upstream) -> Self {
+        let max_message = ctx.config.load().proxy.max_message_size;
+        Self {
+            ctx,
+            info,
+            client: Side::new(client),
+            server: Side::new(upstream.conn),
+            cancel: upstream.cancel,
+            requests: RequestTracker::default(),
+            max_message,
+            stats: LocalStats::default(),
+            held: Duration::ZERO,
+            statement_done: false,
+            server_sent_fatal: false,
+            draining: false,
+            client_first: true,
+        }
+    }
+
+    /// What the session knows about itself.
+    pub fn info(&self) -> &SessionInfo {
+        &self.info
+    }
+
+    /// Relays until either side ends the session or shutdown closes it.
+    pub async fn run(mut self) {
+        let started = Instant::now();
+        tracing::info!(
+            user = %self.info.user,
+            database = %self.info.database,
+            application_name = %self.info.application_name,
+            client = %self.info.client_addr,
+            tls = self.info.client_tls,
+            backend_pid = self.info.backend_pid,
+            "session started"
+        );
+        let mut shutdown = self.ctx.shutdown.subscribe();
+        let end = loop {
+            let phase = *shutdown.borrow_and_update();
+            if phase != Phase::Running {
+                if let Some(end) = self.on_shutdown(phase).await {
+                    break end;
+                }
+            }
+            let event = tokio::select! {
+                biased;
+                _ = shutdown.changed() => continue,
+                ev = poll_fn(|cx| self.poll_io(cx)) => ev,
+            };
+            let step = match event {
+                Ok(Event::ClientData) => self.on_client_data(),
+                Ok(Event::ServerData) => self.on_server_data(),
+                Ok(Event::Wrote) => Ok(None),
+                Ok(Event::ClientClosed(e)) => {
+                    if let Some(e) = e {
+                        tracing::debug!(error = %e, "client connection error");
+                    }
+                    self.on_client_gone().await;
+                    break End::Client;
+                }
+                Ok(Event::ServerClosed(e)) => {
+                    if let Some(e) = e {
+                        tracing::debug!(error = %e, "server connection error");
+                    }
+                    self.on_server_gone().await;
+                    break End::Server;
+                }
+                Err(SideError::Client(e)) => {
+                    tracing::debug!(error = %e, "client write failed");
+                    self.on_client_gone().await;
+                    break End::Client;
+                }
+                Err(SideError::Server(e)) => {
+                    tracing::debug!(error = %e, "server write failed");
+                    self.on_server_gone().await;
+                    break End::Server;
+                }
+            };
+            match step {
+                Ok(None) => {}
+                Ok(Some(end)) => {
+                    self.finish().await;
+                    break end;
+                }
+                Err(e) => break self.on_protocol_error(e).await,
+            }
+            if self.draining && self.is_idle() {
+                self.close_for_shutdown().await;
+                break End::Shutdown;
+            }
+        };
+        self.flush_stats();
+        let how = match end {
+            End::Client => "client",
+            End::Server => "server",
+            End::Shutdown => "shutdown",
+            End::Protocol => "protocol error",
+        };
+        tracing::info!(
+            user = %self.info.user,
+            client = %self.info.client_addr,
+            backend_pid = self.info.backend_pid,
+            ended_by = how,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "session ended"
+        );
+    }
+}
+
+/// A write failed on one side.
+enum SideError {
+    Client(io::Error),
+    Server(io::Error),
+}
+
+impl Session {
+    /// One non-blocking turn: write queues, then read whichever side is ready.
+    fn poll_io(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Event, SideError>> {
+        let mut wrote = self
+            .server
+            .poll_write_queue(cx, &mut self.held)
+            .map_err(SideError::Server)?;
+        wrote |= self
+            .client
+            .poll_write_queue(cx, &mut self.held)
+            .map_err(SideError::Client)?;
+        if self.statement_done && self.client.wbuf.is_empty() {
+            self.statement_done = false;
+            self.ctx.metrics.proxy_time.observe(self.held.as_secs_f64());
+            self.held = Duration::ZERO;
+        }
+
+        self.client_first = !self.client_first;
+        for client_turn in [self.client_first, !self.client_first] {
+            if client_turn {
+                // Backpressure: do not read more than the other side can take.
+                if self.server.wbuf.len() < HIGH_WATER {
+                    if let Poll::Ready(r) = self.client.poll_fill(cx, self.max_message) {
+                        return Poll::Ready(Ok(match r {
+                            Ok(0) => Event::ClientClosed(None),
+                            Ok(_) => Event::ClientData,
+                            Err(e) => Event::ClientClosed(Some(e)),
+                        }));
+                    }
+                }
+            } else if self.client.wbuf.len() < HIGH_WATER {
+                if let Poll::Ready(r) = self.server.poll_fill(cx, self.max_message) {
+                    return Poll::Ready(Ok(match r {
+                        Ok(0) => Event::ServerClosed(None),
+                        Ok(_) => Event::ServerData,
+                        Err(e) => Event::ServerClosed(Some(e)),
+                    }));
+                }
+            }
+        }
+        if wrote {
+            return Poll::Ready(Ok(Event::Wrote));
+        }
+        Poll::Pending
+    }
+
+    /// Frames and handles every complete client message that has arrived.
+    fn on_client_data(&mut self) -> Result<Option<End>, ProtocolError> {
+        let now = Instant::now();
+        let mut pos = 0;
+        let mut end = None;
+        while let Some(h) = FrameHeader::parse(&self.client.rbuf[pos..], self.max_message)? {
+            if self.client.rbuf.len() - pos < h.total_len {
+                break;
+            }
+            let frame = Frame::new(&self.client.rbuf[pos..pos + h.total_len]);
+            pos += h.total_len;
+            frontend::check_tag(frame.tag())?;
+            self.stats.msgs_in += 1;
+            self.stats.bytes_in += frame.raw().len() as u64;
+            self.requests.on_frontend(frame.tag());
+            self.server.wbuf.extend_from_slice(frame.raw());
+            if frame.tag() == frontend::TERMINATE {
+                end = Some(End::Client);
+                break;
+            }
+        }
+        self.client.rbuf.advance(pos);
+        if !self.server.wbuf.is_empty() && self.server.queued_since.is_none() {
+            self.server.queued_since = Some(now);
+        }
+        Ok(end)
+    }
+
+    /// Frames and handles every complete server message that has arrived.
+    fn on_server_data(&mut self) -> Result<Option<End>, ProtocolError> {
+        let now = Instant::now();
+        let mut pos = 0;
+        while let Some(h) = FrameHeader::parse(&self.server.rbuf[pos..], self.max_message)? {
+            if self.server.rbuf.len() - pos < h.total_len {
+                break;
+            }
+            let frame = Frame::new(&self.server.rbuf[pos..pos + h.total_len]);
+            pos += h.total_len;
+            self.stats.msgs_out += 1;
+            self.stats.bytes_out += frame.raw().len() as u64;
+            match frame.tag() {
+                be::READY_FOR_QUERY => {
+                    self.info.transaction = TransactionStatus::from_ready_for_query(frame.body());
+                    self.requests.on_ready();
+                    self.statement_done = true;
+                }
+                be::ERROR_RESPONSE => {
+                    if let Ok(f) = error_response::parse(frame.body()) {
+                        self.server_sent_fatal |= f.is_fatal();
+                    }
+                }
+                be::PARAMETER_STATUS => {
+                    if let Ok(("application_name", v)) = parameter_status::parse(frame.body()) {
+                        v.clone_into(&mut self.info.application_name);
+                    }
+                }
+                _ => {}
+            }
+            self.client.wbuf.extend_from_slice(frame.raw());
+        }
+        self.server.rbuf.advance(pos);
+        if !self.client.wbuf.is_empty() && self.client.queued_since.is_none() {
+            self.client.queued_since = Some(now);
+        }
+        if self.statement_done {
+            self.flush_stats();
+        }
+        Ok(None)
+    }
+
+    fn is_idle(&self) -> bool {
+        !self.requests.busy()
+            && self.info.transaction == TransactionStatus::Idle
+            && self.client.rbuf.is_empty()
+            && self.server.wbuf.is_empty()
+    }
+
+    /// Reacts to a shutdown phase; `Some` ends the session.
+    async fn on_shutdown(&mut self, phase: Phase) -> Option<End> {
+        match phase {
+            Phase::Running => None,
+            Phase::Draining if !self.is_idle() => {
+                self.draining = true;
+                None
+            }
+            Phase::Draining | Phase::Closing => {
+                self.close_for_shutdown().await;
+                Some(End::Shutdown)
+            }
+        }
+    }
+
+    /// Tells the client the session ends, stops the backend and closes both.
+    async fn close_for_shutdown(&mut self) {
+        if self.requests.busy() {
+            self.cancel.cancel_backend().await;
+        }
+        PgError::fatal(
+            codes::ADMIN_SHUTDOWN,
+            "terminating connection due to administrator command",
+        )
+        .with_detail("pgwarden is shutting down.")
+        .put(&mut self.client.wbuf);
+        self.finish().await;
+    }
+
+    /// The client left: cancel what it was running and log the backend out.
+    async fn on_client_gone(&mut self) {
+        if self.requests.busy() {
+            tracing::info!(
+                backend_pid = self.info.backend_pid,
+                "client disconnected mid-query; cancelling it"
+            );
+            self.cancel.cancel_backend().await;
+        }
+        self.server.wbuf.clear();
+        crate::protocol::frame::put_message(&mut self.server.wbuf, frontend::TERMINATE, &[]);
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.server.write_out()).await;
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.server.stream.shutdown()).await;
+    }
+
+    /// PostgreSQL went away: tell the client unless PostgreSQL already did.
+    async fn on_server_gone(&mut self) {
+        if !self.server_sent_fatal {
+            PgError::fatal(
+                codes::CONNECTION_FAILURE,
+                "the connection to PostgreSQL was lost",
+            )
+            .with_detail("PostgreSQL closed the connection unexpectedly; it may have restarted.")
+            .put(&mut self.client.wbuf);
+        }
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.client.write_out()).await;
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.client.stream.shutdown()).await;
+    }
+
+    /// A peer broke the protocol: FATAL 08P01 to the client, close both.
+    async fn on_protocol_error(&mut self, e: ProtocolError) -> End {
+        tracing::warn!(
+            user = %self.info.user,
+            client = %self.info.client_addr,
+            error = %e,
+            "protocol violation; closing session"
+        );
+        let code = match e {
+            ProtocolError::TooLarge { .. } => codes::PROGRAM_LIMIT_EXCEEDED,
+            _ => codes::PROTOCOL_VIOLATION,
+        };
+        if self.requests.busy() {
+            self.cancel.cancel_backend().await;
+        }
+        PgError::fatal(code, e.to_string()).put(&mut self.client.wbuf);
+        self.server.wbuf.clear();
+        crate::protocol::frame::put_message(&mut self.server.wbuf, frontend::TERMINATE, &[]);
+        self.finish().await;
+        End::Protocol
+    }
+
+    /// Delivers what is queued on both sides and closes them.
+    async fn finish(&mut self) {
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.server.write_out()).await;
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.client.write_out()).await;
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.server.stream.shutdown()).await;
+        let _ = tokio::time::timeout(CLOSE_FLUSH, self.client.stream.shutdown()).await;
+    }
+
+    fn flush_stats(&mut self) {
+        let s = std::mem::take(&mut self.stats);
+        let m = &self.ctx.metrics;
+        m.messages_frontend.inc_by(s.msgs_in);
+        m.bytes_frontend.inc_by(s.bytes_in);
+        m.messages_backend.inc_by(s.msgs_out);
+        m.bytes_backend.inc_by(s.bytes_out);
+    }
+}

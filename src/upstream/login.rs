@@ -1,0 +1,218 @@
+//! Login relayed end to end: pgwarden holds no passwords. It forwards the
+//! StartupMessage and every authentication exchange, and changes only two
+//! things: it hides SCRAM-SHA-256-PLUS from TLS clients (channel binding would
+//! bind to pgwarden's certificate) and it hands out its own BackendKeyData.
+
+use super::connect::{connect, ConnectError};
+use crate::cancel::Registration;
+use crate::client::handshake::Login;
+use crate::config::UpstreamTls;
+use crate::context::Context;
+use crate::net::conn::ConnError;
+use crate::net::Conn;
+use crate::protocol::backend::{
+    self as be, authentication, backend_key_data, error_response, negotiate_protocol_version,
+};
+use crate::protocol::backend::error_response::PgError;
+use crate::protocol::codes;
+use crate::protocol::frontend::sasl_initial_response::SaslInitialResponse;
+use crate::protocol::frontend::PASSWORD;
+use crate::protocol::Frame;
+use bytes::BytesMut;
+use thiserror::Error;
+
+/// A logged-in connection to PostgreSQL.
+pub struct Upstream {
+    /// The server connection, positioned after the first ReadyForQuery.
+    pub conn: Conn,
+    /// The client's synthetic cancel key and the real one behind it.
+    pub cancel: Registration,
+}
+
+/// Why a login did not complete.
+#[derive(Debug, Error)]
+pub enum LoginError {
+    /// PostgreSQL could not be reached.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// PostgreSQL refused the login; its ErrorResponse was relayed as is.
+    #[error("PostgreSQL refused the login: {code} {message}")]
+    Refused {
+        /// SQLSTATE.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// The client broke the protocol or went away.
+    #[error("client: {0}")]
+    Client(ConnError),
+    /// PostgreSQL broke the protocol or went away.
+    #[error("PostgreSQL: {0}")]
+    Server(ConnError),
+    /// SCRAM with channel-binding negotiation that cannot cross TLS on both sides.
+    #[error("SCRAM channel binding cannot be relayed with upstream.tls = {0:?}")]
+    ChannelBinding(UpstreamTls),
+}
+
+impl LoginError {
+    /// Whether PostgreSQL refused the credentials (SQLSTATE class 28).
+    pub fn is_auth_rejection(&self) -> bool {
+        matches!(self, Self::Refused { code, .. } if code.starts_with("28"))
+    }
+
+    /// The error the client should get, when it has not been told already.
+    pub fn to_pg(&self) -> Option<PgError> {
+        match self {
+            Self::Connect(e) => Some(PgError::fatal(codes::UNABLE_TO_CONNECT, e.to_string())),
+            Self::Refused { .. } | Self::Client(ConnError::Io(_) | ConnError::Closed) => None,
+            Self::Client(e) => Some(PgError::fatal(codes::PROTOCOL_VIOLATION, e.to_string())),
+            Self::Server(_) => Some(PgError::fatal(
+                codes::CONNECTION_FAILURE,
+                "PostgreSQL closed the connection during login",
+            )),
+            Self::ChannelBinding(_) => Some(
+                PgError::fatal(
+                    codes::INVALID_AUTHORIZATION,
+                    "SCRAM channel binding cannot pass through pgwarden's TLS termination",
+                )
+                .with_hint(
+                    "Connect with channel_binding=disable, or set upstream.tls = \"prefer\" in pgwarden.",
+                ),
+            ),
+        }
+    }
+}
+
+/// Relays the login of `login` to PostgreSQL until the first ReadyForQuery.
+pub async fn relay(ctx: &Context, login: &mut Login) -> Result<Upstream, LoginError> {
+    let max = ctx.config.load().proxy.max_message_size;
+    let startup = login.startup.encode_v3_0();
+    let mut server = Conn::new(connect(ctx, false).await?, max);
+    server.write_all(&startup).await.map_err(LoginError::Server)?;
+    let client = &mut login.conn;
+    let client_tls = client.stream.is_tls();
+    let mut out = BytesMut::with_capacity(1024);
+    if let Some(options) = &login.unsupported {
+        let names: Vec<&str> = options.iter().map(String::as_str).collect();
+        negotiate_protocol_version::put(&names, &mut out);
+    }
+    let mut registration = None;
+
+    loop {
+        let raw = server.read_message().await.map_err(LoginError::Server)?;
+        let msg = Frame::new(&raw);
+        match msg.tag() {
+            be::AUTHENTICATION => {
+                let code = authentication::code(msg.body())
+                    .map_err(|e| LoginError::Server(e.into()))?;
+                if code == authentication::SASL && client_tls {
+                    authentication::put_sasl_without_plus(msg.body(), &mut out)
+                        .map_err(|e| LoginError::Server(e.into()))?;
+                } else {
+                    out.extend_from_slice(msg.raw());
+                }
+                if authentication::expects_response(code) {
+                    client.write_all(&out).await.map_err(LoginError::Client)?;
+                    out.clear();
+                    let answer = client.read_message().await.map_err(LoginError::Client)?;
+                    if answer[0] != PASSWORD {
+                        return Err(LoginError::Client(ConnError::Protocol(
+                            crate::protocol::ProtocolError::UnknownType(answer[0]),
+                        )));
+                    }
+                    if code == authentication::SASL && client_tls && server.stream.is_tls() {
+                        server = rebind_for_scram(ctx, client, server, &startup, &answer).await?;
+                    }
+                    server.write_all(&answer).await.map_err(LoginError::Server)?;
+                }
+            }
+            be::ERROR_RESPONSE => {
+                out.extend_from_slice(msg.raw());
+                let _ = client.write_all(&out).await;
+                let f = error_response::parse(msg.body()).unwrap_or_default();
+                return Err(LoginError::Refused {
+                    code: f.code.to_owned(),
+                    message: f.message.to_owned(),
+                });
+            }
+            be::BACKEND_KEY_DATA => {
+                let real =
+                    backend_key_data::parse(msg.body()).map_err(|e| LoginError::Server(e.into()))?;
+                let address = ctx.config.load().upstream.address.clone();
+                let reg = ctx.cancel.register(real, &address);
+                backend_key_data::put(reg.key, &mut out);
+                registration = Some(reg);
+            }
+            be::READY_FOR_QUERY => {
+                out.extend_from_slice(msg.raw());
+                client.write_all(&out).await.map_err(LoginError::Client)?;
+                let cancel = match registration {
+                    Some(r) => r,
+                    // PostgreSQL always sends BackendKeyData; without one, cancel cannot work.
+                    None => ctx.cancel.register(
+                        crate::protocol::frontend::startup::CancelKey { pid: 0, secret: 0 },
+                        &ctx.config.load().upstream.address,
+                    ),
+                };
+                return Ok(Upstream {
+                    conn: server,
+                    cancel,
+                });
+            }
+            _ => out.extend_from_slice(msg.raw()),
+        }
+    }
+}
+
+/// A TLS client answering SCRAM without -PLUS sends the GS2 flag 'y' ("I can
+/// bind, the server cannot"); PostgreSQL on TLS rejects that as a downgrade.
+/// In `prefer` mode pgwarden reconnects in plaintext, where 'y' is valid, and
+/// replays the startup; the client's SCRAM exchange has not begun yet.
+async fn rebind_for_scram(
+    ctx: &Context,
+    client: &mut Conn,
+    server: Conn,
+    startup: &[u8],
+    answer: &[u8],
+) -> Result<Conn, LoginError> {
+    let Ok(initial) = SaslInitialResponse::parse(&answer[5..]) else {
+        return Ok(server);
+    };
+    if !initial.claims_binding_unsupported_by_server() {
+        return Ok(server);
+    }
+    let mode = ctx.config.load().upstream.tls;
+    if mode != UpstreamTls::Prefer {
+        return Err(LoginError::ChannelBinding(mode));
+    }
+    drop(server);
+    tracing::debug!("SCRAM client sent GS2 'y'; reconnecting to PostgreSQL without TLS");
+    let max = ctx.config.load().proxy.max_message_size;
+    let mut plain = Conn::new(connect(ctx, true).await?, max);
+    plain.write_all(startup).await.map_err(LoginError::Server)?;
+    loop {
+        let raw = plain.read_message().await.map_err(LoginError::Server)?;
+        let msg = Frame::new(&raw);
+        match msg.tag() {
+            be::AUTHENTICATION
+                if authentication::code(msg.body()).ok() == Some(authentication::SASL) =>
+            {
+                return Ok(plain)
+            }
+            be::ERROR_RESPONSE => {
+                let _ = client.write_all(msg.raw()).await;
+                let f = error_response::parse(msg.body()).unwrap_or_default();
+                return Err(LoginError::Refused {
+                    code: f.code.to_owned(),
+                    message: f.message.to_owned(),
+                });
+            }
+            be::NOTICE_RESPONSE => continue,
+            _ => {
+                return Err(LoginError::Server(ConnError::Protocol(
+                    crate::protocol::ProtocolError::Malformed("login after reconnect"),
+                )))
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The server side of a connection: reaching PostgreSQL and relaying login.
+
+pub mod connect;
+pub mod login;
+
+pub use login::Upstream;
