@@ -1,1 +1,374 @@
-fn main() {}
+//! Speed and memory benchmark: pgbench select-only throughput direct to
+//! PostgreSQL, through pgwarden and (when installed) through pgbouncer, and
+//! pgwarden's resident memory per idle connection. See benches/README.md.
+//!
+//! Run: `cargo bench --bench pgbench` (PGBENCH_QUICK=1 for a smoke run).
+
+mod common;
+
+use common::{children_of, rss_kib, status_field_kib, Env};
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+/// Goals, as ratios of pgwarden's TPS to direct TPS.
+const GOAL_RATIO_MANY: f64 = 0.95;
+const GOAL_RATIO_ONE: f64 = 0.90;
+/// Goal for pgwarden's resident memory per idle connection.
+const GOAL_KIB_PER_CONN: f64 = 64.0;
+/// Client counts measured; the goal for 1 client is looser because the
+/// extra hop is a larger share of a lone client's round trip.
+const CLIENTS: [u32; 2] = [1, 8];
+const MODES: [&str; 2] = ["simple", "prepared"];
+
+/// Knobs read from the environment.
+struct Settings {
+    secs: u32,
+    rounds: usize,
+    scale: u32,
+    idle_conns: usize,
+}
+
+impl Settings {
+    fn from_env() -> Self {
+        let quick = std::env::var("PGBENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        Self {
+            secs: env_num("PGBENCH_SECS", if quick { 2 } else { 6 }),
+            rounds: env_num("PGBENCH_ROUNDS", if quick { 1 } else { 3 }),
+            scale: env_num("PGBENCH_SCALE", if quick { 1 } else { 10 }),
+            idle_conns: env_num("PGBENCH_IDLE_CONNS", 500),
+        }
+    }
+}
+
+fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a valid number")),
+        Err(_) => default,
+    }
+}
+
+/// One place pgbench connects to.
+#[derive(Clone)]
+struct Target {
+    name: &'static str,
+    port: u16,
+}
+
+/// (target, mode, clients) → TPS of each round.
+type Results = BTreeMap<(&'static str, &'static str, u32), Vec<f64>>;
+
+fn main() {
+    let s = Settings::from_env();
+    // Idle test + pgbench clients + pgbouncer's pool, with room to spare.
+    let max_connections = s.idle_conns as u32 + 100;
+    println!(
+        "pgbench: {}s per run, {} round(s), scale {}, {} idle connections",
+        s.secs, s.rounds, s.scale, s.idle_conns
+    );
+    let mut env = Env::start_cluster(max_connections);
+    println!(
+        "PostgreSQL on port {}; initialising pgbench data...",
+        env.pg_port()
+    );
+    pgbench_init(&env, s.scale);
+
+    let mut targets = vec![Target {
+        name: "direct",
+        port: env.pg_port(),
+    }];
+    targets.push(Target {
+        name: "pgwarden",
+        port: env.start_pgwarden(),
+    });
+    match env.start_pgbouncer() {
+        Some(port) => targets.push(Target {
+            name: "pgbouncer",
+            port,
+        }),
+        None => println!("pgbouncer: not installed, skipped (apt-get install pgbouncer adds it)"),
+    }
+
+    let results = measure(&env, &targets, &s);
+    print_table(&results, &targets);
+    print_goals(&results);
+
+    // A fresh pgwarden for memory, so allocator caches left by the
+    // throughput runs cannot hide the cost of new sessions.
+    env.pgwarden = None;
+    env.pgbouncer = None;
+    let port = env.start_pgwarden();
+    measure_idle_memory(&env, port, s.idle_conns);
+    // `env` drops here: pgwarden, then the cluster, then the directory.
+}
+
+/// `pgbench -i` at the given scale.
+fn pgbench_init(env: &Env, scale: u32) {
+    let out = pgbench_cmd(env, env.pg_port())
+        .args(["-i", "-q", "-s", &scale.to_string()])
+        .arg("postgres")
+        .output()
+        .expect("cannot run pgbench -i");
+    if !out.status.success() {
+        panic!(
+            "pgbench -i failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// pgbench with the connection options every run shares.
+fn pgbench_cmd(env: &Env, port: u16) -> Command {
+    let mut cmd = Command::new(&env.pgbench);
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
+        // The same plain-TCP handshake for every target.
+        .env("PGSSLMODE", "disable")
+        .env("PGGSSENCMODE", "disable")
+        .env_remove("PGPASSWORD")
+        .env_remove("PGDATABASE");
+    cmd
+}
+
+/// Every (clients, mode) for every target, targets interleaved and repeated
+/// in rounds so that drift (caches, CPU frequency, neighbours) hits all alike.
+fn measure(env: &Env, targets: &[Target], s: &Settings) -> Results {
+    let mut results = Results::new();
+    for round in 1..=s.rounds {
+        for &clients in &CLIENTS {
+            for &mode in &MODES {
+                for t in targets {
+                    let tps = run_select_only(env, t, clients, mode, s.secs);
+                    println!(
+                        "round {round}/{}: {:<9} {mode:<8} c={clients}  {tps:>10.0} tps",
+                        s.rounds, t.name
+                    );
+                    results
+                        .entry((t.name, mode, clients))
+                        .or_default()
+                        .push(tps);
+                }
+            }
+        }
+    }
+    results
+}
+
+/// One `pgbench -S` run; returns TPS without initial connection time.
+fn run_select_only(env: &Env, t: &Target, clients: u32, mode: &str, secs: u32) -> f64 {
+    let threads = clients.min(2);
+    let out = pgbench_cmd(env, t.port)
+        .args(["-S", "-n", "-T", &secs.to_string()])
+        .args(["-c", &clients.to_string(), "-j", &threads.to_string()])
+        .args(["-M", mode, "postgres"])
+        .output()
+        .expect("cannot run pgbench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let what = format!("pgbench -S -c {clients} -M {mode} against {}", t.name);
+    if !out.status.success() {
+        panic!(
+            "{what} failed ({}):\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    if let Some(failed) = failed_transactions(&stdout) {
+        assert!(
+            failed == 0,
+            "{what}: {failed} failed transactions:\n{stdout}"
+        );
+    }
+    parse_tps(&stdout).unwrap_or_else(|| panic!("{what}: no tps line in its output:\n{stdout}"))
+}
+
+/// From "tps = 1234.5 (without initial connection time)".
+fn parse_tps(out: &str) -> Option<f64> {
+    out.lines()
+        .filter(|l| l.contains("without initial connection time"))
+        .find_map(|l| l.split('=').nth(1)?.split_whitespace().next()?.parse().ok())
+}
+
+/// From "number of failed transactions: 0 (0.000%)"; older pgbench lacks it.
+fn failed_transactions(out: &str) -> Option<u64> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("number of failed transactions:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Spread of the rounds as a share of the median: how far to trust a ratio.
+fn spread(v: &[f64]) -> f64 {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (hi - lo) / median(v)
+}
+
+fn ratio_to_direct(r: &Results, target: &str, mode: &str, clients: u32) -> Option<f64> {
+    let direct = median(r.get(&("direct", mode, clients))?);
+    let key = r
+        .keys()
+        .find(|k| k.0 == target && k.1 == mode && k.2 == clients)?;
+    Some(median(&r[key]) / direct)
+}
+
+fn print_table(r: &Results, targets: &[Target]) {
+    println!();
+    println!(
+        "{:<10} {:<9} {:>7} {:>12} {:>8} {:>8}",
+        "target", "mode", "clients", "median tps", "spread", "ratio"
+    );
+    for &mode in &MODES {
+        for &clients in &CLIENTS {
+            for t in targets {
+                let Some(v) = r.get(&(t.name, mode, clients)) else {
+                    continue;
+                };
+                let ratio = ratio_to_direct(r, t.name, mode, clients).unwrap_or(f64::NAN);
+                println!(
+                    "{:<10} {mode:<9} {clients:>7} {:>12.0} {:>7.1}% {ratio:>8.3}",
+                    t.name,
+                    median(v),
+                    spread(v) * 100.0
+                );
+            }
+        }
+    }
+}
+
+fn print_goals(r: &Results) {
+    println!();
+    println!("goals (pgwarden / direct, median tps):");
+    for &mode in &MODES {
+        for &clients in &CLIENTS {
+            let goal = if clients > 1 {
+                GOAL_RATIO_MANY
+            } else {
+                GOAL_RATIO_ONE
+            };
+            let Some(ratio) = ratio_to_direct(r, "pgwarden", mode, clients) else {
+                continue;
+            };
+            println!(
+                "  {} {mode:<8} c={clients}: {ratio:.3} (goal >= {goal:.2})",
+                pass(ratio >= goal)
+            );
+        }
+    }
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+/// Opens `n` idle sessions through pgwarden and reports its RSS growth per
+/// session. PostgreSQL's backends are separate processes, reported aside.
+fn measure_idle_memory(env: &Env, port: u16, n: usize) {
+    let warden = env.pgwarden.as_ref().expect("pgwarden is running");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("cannot build a tokio runtime");
+    // One session first, so one-time costs (lazy statics, the first
+    // upstream resolution) are not charged to the measured connections.
+    drop(runtime.block_on(open_sessions(port, 1)));
+    std::thread::sleep(Duration::from_millis(500));
+    let postmaster = env.postmaster_pid();
+    let before = rss_kib(warden.pid());
+    let pg_before = backend_anon_kib(postmaster);
+    let sessions = runtime.block_on(open_sessions(port, n));
+    std::thread::sleep(Duration::from_secs(1));
+    let after = rss_kib(warden.pid());
+    let pg_after = backend_anon_kib(postmaster);
+    drop(sessions);
+
+    let per_conn = (after as f64 - before as f64) / n as f64;
+    println!();
+    println!("memory: {n} idle sessions through pgwarden (each logged in and ran SELECT 1)");
+    println!("  pgwarden VmRSS: {before} KiB before, {after} KiB after");
+    println!(
+        "  {} {per_conn:.1} KiB per idle connection (goal < {GOAL_KIB_PER_CONN:.0} KiB)",
+        pass(per_conn < GOAL_KIB_PER_CONN)
+    );
+    let new_backends = pg_after.0.saturating_sub(pg_before.0);
+    println!(
+        "  aside, not counted: PostgreSQL gained {new_backends} backend processes, \
+         {:.0} KiB private (RssAnon) each on average",
+        (pg_after.1 as f64 - pg_before.1 as f64) / new_backends.max(1) as f64
+    );
+}
+
+/// Open sessions, kept alive while the value lives: each client with the
+/// task that drives its connection.
+type Sessions = Vec<(tokio_postgres::Client, tokio::task::JoinHandle<()>)>;
+
+/// Logs in `n` times through `port` (a bounded number at once, as a pool
+/// warming up would) and runs one query on each.
+async fn open_sessions(port: u16, n: usize) -> Sessions {
+    const AT_ONCE: usize = 32;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host("127.0.0.1")
+        .port(port)
+        .user("postgres")
+        .dbname("postgres")
+        .connect_timeout(Duration::from_secs(30));
+    let mut sessions = Sessions::with_capacity(n);
+    while sessions.len() < n {
+        let mut batch = tokio::task::JoinSet::new();
+        for _ in 0..AT_ONCE.min(n - sessions.len()) {
+            let config = config.clone();
+            batch.spawn(async move { open_one(&config).await });
+        }
+        while let Some(done) = batch.join_next().await {
+            sessions.push(done.expect("a connect task panicked"));
+        }
+    }
+    sessions
+}
+
+async fn open_one(
+    config: &tokio_postgres::Config,
+) -> (tokio_postgres::Client, tokio::task::JoinHandle<()>) {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot log in through pgwarden: {e}"));
+    let task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            eprintln!("warning: an idle session failed: {e}");
+        }
+    });
+    client
+        .simple_query("SELECT 1")
+        .await
+        .unwrap_or_else(|e| panic!("SELECT 1 through pgwarden failed: {e}"));
+    (client, task)
+}
+
+/// (number of postmaster children, sum of their RssAnon in KiB).
+fn backend_anon_kib(postmaster: u32) -> (usize, u64) {
+    let kids = children_of(postmaster);
+    let anon = kids
+        .iter()
+        .filter_map(|&pid| status_field_kib(pid, "RssAnon:"))
+        .sum();
+    (kids.len(), anon)
+}

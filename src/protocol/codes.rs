@@ -14,7 +14,5 @@ pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const ADMIN_SHUTDOWN: &str = "57P01";
 /// 0A000 feature_not_supported.
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
-/// 54000 program_limit_exceeded.
-pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 /// 57014 query_canceled (also used for startup timeouts, as PostgreSQL does not have one).
 pub const QUERY_CANCELED: &str = "57014";

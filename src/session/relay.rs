@@ -477,10 +477,7 @@ impl Session {
             error = %e,
             "protocol violation; closing session"
         );
-        let code = match e {
-            ProtocolError::TooLarge { .. } => codes::PROGRAM_LIMIT_EXCEEDED,
-            _ => codes::PROTOCOL_VIOLATION,
-        };
+        let code = codes::PROTOCOL_VIOLATION;
         if self.requests.busy() {
             self.cancel.cancel_backend().await;
         }

@@ -1,7 +1,9 @@
 //! Login relayed end to end: pgwarden holds no passwords. It forwards the
 //! StartupMessage and every authentication exchange, and changes only two
-//! things: it hides SCRAM-SHA-256-PLUS from TLS clients (channel binding would
-//! bind to pgwarden's certificate) and it hands out its own BackendKeyData.
+//! things: it hides SCRAM-SHA-256-PLUS (the client never shares a TLS session
+//! with PostgreSQL, so channel binding cannot succeed: a TLS client would bind
+//! to pgwarden's certificate, and libpq refuses -PLUS offered over plaintext)
+//! and it hands out its own BackendKeyData.
 
 use super::connect::{connect, ConnectError};
 use crate::cancel::Registration;
@@ -105,7 +107,7 @@ pub async fn relay(ctx: &Context, login: &mut Login) -> Result<Upstream, LoginEr
             be::AUTHENTICATION => {
                 let code = authentication::code(msg.body())
                     .map_err(|e| LoginError::Server(e.into()))?;
-                if code == authentication::SASL && client_tls {
+                if code == authentication::SASL {
                     authentication::put_sasl_without_plus(msg.body(), &mut out)
                         .map_err(|e| LoginError::Server(e.into()))?;
                 } else {
