@@ -86,7 +86,9 @@ impl CancelRegistry {
     pub async fn cancel(&self, key: CancelKey) -> bool {
         let entry = {
             let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&key.pid).filter(|e| e.secret == key.secret).cloned()
+            map.get(&key.pid)
+                .filter(|e| e.secret == key.secret)
+                .cloned()
         };
         match entry {
             Some(e) => {

@@ -56,7 +56,11 @@ impl Binaries {
     /// Looks in `pg_config --bindir`, then /usr/lib/postgresql/*/bin (newest
     /// first), then PATH.
     pub fn find() -> Result<Self, ClusterError> {
-        let complete = |d: &Path| ["initdb", "pg_ctl", "postgres"].iter().all(|b| d.join(b).is_file());
+        let complete = |d: &Path| {
+            ["initdb", "pg_ctl", "postgres"]
+                .iter()
+                .all(|b| d.join(b).is_file())
+        };
         if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
             let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
             if out.status.success() && complete(&dir) {
@@ -180,7 +184,14 @@ impl Cluster {
         let mut cmd = cluster.command("initdb");
         cmd.arg("-D")
             .arg(&data_dir)
-            .args(["-U", &opts.superuser, "-E", "UTF8", "--locale=C", "--no-instructions"])
+            .args([
+                "-U",
+                &opts.superuser,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-instructions",
+            ])
             .arg("--auth-local=trust")
             .arg(format!("--auth-host={}", opts.host_auth));
         if opts.fast {

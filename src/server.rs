@@ -61,7 +61,10 @@ impl Server {
         if let Some(m) = metrics_listen {
             let l = TcpListener::bind(&m)
                 .await
-                .map_err(|source| StartError::Bind { addr: m.clone(), source })?;
+                .map_err(|source| StartError::Bind {
+                    addr: m.clone(),
+                    source,
+                })?;
             metrics_addr = l.local_addr().ok();
             tokio::spawn(crate::metrics::serve(ctx.clone(), l));
         }
@@ -113,7 +116,10 @@ async fn accept_loop(ctx: Arc<Context>, listener: TcpListener) {
         "shutting down: no new connections; sessions end when idle"
     );
     if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-        tracing::warn!(sessions = tracker.len(), "grace period over; closing sessions");
+        tracing::warn!(
+            sessions = tracker.len(),
+            "grace period over; closing sessions"
+        );
         ctx.shutdown.advance(Phase::Closing);
         let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
     }

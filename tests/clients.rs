@@ -35,16 +35,28 @@ async fn simple_query_with_several_statements() {
     assert_eq!(completions, vec![1, 1, 0, 2]);
     // An error in a multi-statement string reaches the client with its SQLSTATE,
     // and the session stays usable.
-    let err = c.simple_query("SELECT 1; SELECT * FROM nope").await.unwrap_err();
+    let err = c
+        .simple_query("SELECT 1; SELECT * FROM nope")
+        .await
+        .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "42P01");
-    assert_eq!(c.query_one("SELECT 41 + 1", &[]).await.unwrap().get::<_, i32>(0), 42);
+    assert_eq!(
+        c.query_one("SELECT 41 + 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        42
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_protocol_named_statements_and_binary() {
     let proxy = start_proxy().await;
     let c = connect_app(&proxy).await;
-    let stmt = c.prepare("SELECT $1::int8 * 2, $2::text, now()::date").await.unwrap();
+    let stmt = c
+        .prepare("SELECT $1::int8 * 2, $2::text, now()::date")
+        .await
+        .unwrap();
     for i in 0..20i64 {
         let row = c.query_one(&stmt, &[&i, &"v"]).await.unwrap();
         assert_eq!(row.get::<_, i64>(0), i * 2);
@@ -65,11 +77,20 @@ async fn extended_protocol_named_statements_and_binary() {
     // Errors in the extended protocol leave the session usable.
     let err = c.query("SELECT 1/$1::int", &[&0i32]).await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "22012");
-    assert_eq!(c.query_one(&stmt, &[&5i64, &"w"]).await.unwrap().get::<_, i64>(0), 10);
+    assert_eq!(
+        c.query_one(&stmt, &[&5i64, &"w"])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        10
+    );
     // Portals with a row limit (Execute with max rows) inside a transaction.
     let mut c = c;
     let tx = c.transaction().await.unwrap();
-    let portal = tx.bind("SELECT g FROM generate_series(1, 10) g", &[]).await.unwrap();
+    let portal = tx
+        .bind("SELECT g FROM generate_series(1, 10) g", &[])
+        .await
+        .unwrap();
     let first = tx.query_portal(&portal, 3).await.unwrap();
     let rest = tx.query_portal(&portal, 100).await.unwrap();
     assert_eq!(first.len(), 3);
@@ -81,7 +102,10 @@ async fn extended_protocol_named_statements_and_binary() {
 async fn pipelined_queries_arrive_in_order() {
     let proxy = start_proxy().await;
     let c = connect_app(&proxy).await;
-    let stmt = c.prepare("SELECT $1::int4, repeat('x', $1::int4)").await.unwrap();
+    let stmt = c
+        .prepare("SELECT $1::int4, repeat('x', $1::int4)")
+        .await
+        .unwrap();
     // tokio-postgres pipelines requests whose futures are polled together.
     let futures = (0..200).map(|i| {
         let c = &c;
@@ -100,7 +124,9 @@ async fn pipelined_queries_arrive_in_order() {
 async fn copy_in_and_out() {
     let proxy = start_proxy().await;
     let c = connect_app(&proxy).await;
-    c.batch_execute("CREATE TEMP TABLE c(id int, name text)").await.unwrap();
+    c.batch_execute("CREATE TEMP TABLE c(id int, name text)")
+        .await
+        .unwrap();
     let sink = c.copy_in("COPY c FROM STDIN").await.unwrap();
     futures_util::pin_mut!(sink);
     let mut data = String::new();
@@ -109,7 +135,10 @@ async fn copy_in_and_out() {
     }
     sink.send(bytes::Bytes::from(data)).await.unwrap();
     assert_eq!(sink.finish().await.unwrap(), 10_000);
-    let out = c.copy_out("COPY (SELECT * FROM c ORDER BY id) TO STDOUT").await.unwrap();
+    let out = c
+        .copy_out("COPY (SELECT * FROM c ORDER BY id) TO STDOUT")
+        .await
+        .unwrap();
     let chunks: Vec<bytes::Bytes> = out.try_collect().await.unwrap();
     let text: String = chunks.iter().map(|b| String::from_utf8_lossy(b)).collect();
     assert_eq!(text.lines().count(), 10_000);
@@ -117,10 +146,18 @@ async fn copy_in_and_out() {
     // A failing COPY FROM reports the error and the session goes on.
     let sink = c.copy_in("COPY c FROM STDIN").await.unwrap();
     futures_util::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"notanumber\tx\n")).await.unwrap();
+    sink.send(bytes::Bytes::from_static(b"notanumber\tx\n"))
+        .await
+        .unwrap();
     let err = sink.finish().await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "22P02");
-    assert_eq!(c.query_one("SELECT count(*) FROM c", &[]).await.unwrap().get::<_, i64>(0), 10_000);
+    assert_eq!(
+        c.query_one("SELECT count(*) FROM c", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        10_000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,16 +171,31 @@ async fn cancel_request_cancels_the_right_query() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // The other session keeps working and is not cancelled.
     let other_slow = tokio::spawn(async move {
-        other.simple_query("SELECT pg_sleep(1)").await.map(|_| other)
+        other
+            .simple_query("SELECT pg_sleep(1)")
+            .await
+            .map(|_| other)
     });
     token.cancel_query(NoTls).await.unwrap();
     let err = slow.await.unwrap().unwrap_err();
     assert_eq!(err.code().unwrap().code(), "57014");
     assert!(started.elapsed() < Duration::from_secs(10));
     let other = other_slow.await.unwrap().expect("other session unaffected");
-    assert_eq!(other.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    assert_eq!(
+        other
+            .query_one("SELECT 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
     let (_, body) = http_get(proxy.server.metrics_addr.unwrap(), "/metrics").await;
-    assert!(metric(&body, "pgwarden_cancel_requests_total{result=\"forwarded\"}") >= 1.0);
+    assert!(
+        metric(
+            &body,
+            "pgwarden_cancel_requests_total{result=\"forwarded\"}"
+        ) >= 1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +212,12 @@ async fn cancel_with_unknown_key_does_nothing() {
     let r = c.simple_query("SELECT pg_sleep(0.5)").await;
     assert!(r.is_ok(), "query must not be cancelled: {r:?}");
     let (_, body) = http_get(proxy.server.metrics_addr.unwrap(), "/metrics").await;
-    assert!(metric(&body, "pgwarden_cancel_requests_total{result=\"unknown_key\"}") >= 1.0);
+    assert!(
+        metric(
+            &body,
+            "pgwarden_cancel_requests_total{result=\"unknown_key\"}"
+        ) >= 1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +240,10 @@ async fn listen_notify_reaches_an_idle_client() {
     });
     listener.batch_execute("LISTEN hr_events").await.unwrap();
     let notifier = connect_app(&proxy).await;
-    notifier.batch_execute("NOTIFY hr_events, 'salary changed'").await.unwrap();
+    notifier
+        .batch_execute("NOTIFY hr_events, 'salary changed'")
+        .await
+        .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .expect("notification within 5 s")
@@ -194,9 +254,19 @@ async fn listen_notify_reaches_an_idle_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_auth_method_passes_through() {
     let proxy = start_proxy().await;
-    for (user, pw) in [SCRAM_USER, MD5_USER, PASSWORD_USER, (TRUST_USER, "ignored"), SUPERUSER] {
+    for (user, pw) in [
+        SCRAM_USER,
+        MD5_USER,
+        PASSWORD_USER,
+        (TRUST_USER, "ignored"),
+        SUPERUSER,
+    ] {
         let c = connect(proxy.port(), user, pw, "app").await;
-        let who: String = c.query_one("SELECT current_user::text", &[]).await.unwrap().get(0);
+        let who: String = c
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(who, user);
     }
 }
@@ -219,10 +289,13 @@ async fn wrong_password_is_relayed_and_counted() {
     let (_, body) = http_get(proxy.server.metrics_addr.unwrap(), "/metrics").await;
     assert_eq!(metric(&body, "pgwarden_auth_failures_total"), 3.0);
     // A database that does not exist: PostgreSQL's own error, unchanged.
-    let err = tokio_postgres::connect(&conn_str(proxy.port(), SCRAM_USER.0, SCRAM_USER.1, "nodb"), NoTls)
-        .await
-        .err()
-        .unwrap();
+    let err = tokio_postgres::connect(
+        &conn_str(proxy.port(), SCRAM_USER.0, SCRAM_USER.1, "nodb"),
+        NoTls,
+    )
+    .await
+    .err()
+    .unwrap();
     assert_eq!(err.as_db_error().unwrap().code().code(), "3D000");
 }
 
@@ -231,7 +304,10 @@ async fn tls_connect(proxy: &Proxy, user: &str, pw: &str) -> tokio_postgres::Cli
         proxy.cert_pem.as_deref().unwrap(),
     ));
     let (c, conn) = tokio_postgres::connect(
-        &format!("{} sslmode=require", conn_str(proxy.port(), user, pw, "app")),
+        &format!(
+            "{} sslmode=require",
+            conn_str(proxy.port(), user, pw, "app")
+        ),
         tls,
     )
     .await
@@ -250,7 +326,10 @@ async fn tls_clients_with_scram_and_upstream_tls() {
     let proxy = start_proxy_with(config_for(&pg), true).await;
     for (user, pw) in [SCRAM_USER, MD5_USER, PASSWORD_USER] {
         let c = tls_connect(&proxy, user, pw).await;
-        assert_eq!(c.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+        assert_eq!(
+            c.query_one("SELECT 1", &[]).await.unwrap().get::<_, i32>(0),
+            1
+        );
     }
     // Upstream TLS required: md5 and password work over TLS both ways.
     let mut cfg = config_for(&pg);
@@ -258,11 +337,17 @@ async fn tls_clients_with_scram_and_upstream_tls() {
     let strict = start_proxy_with(cfg, true).await;
     let c = tls_connect(&strict, MD5_USER.0, MD5_USER.1).await;
     let ssl: bool = c
-        .query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    assert!(ssl, "upstream connection must be TLS with upstream.tls = require");
+    assert!(
+        ssl,
+        "upstream connection must be TLS with upstream.tls = require"
+    );
     // psql with sslmode=require and SCRAM (libpq offers channel binding).
     let out = run_pg_tool(
         &pg,
@@ -270,13 +355,21 @@ async fn tls_clients_with_scram_and_upstream_tls() {
         &[
             "-X",
             "-At",
-            &format!("host=127.0.0.1 port={} user={} dbname=app sslmode=require", proxy.port(), SCRAM_USER.0),
+            &format!(
+                "host=127.0.0.1 port={} user={} dbname=app sslmode=require",
+                proxy.port(),
+                SCRAM_USER.0
+            ),
             "-c",
             "SELECT 'tls ok'",
         ],
         SCRAM_USER.1,
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "tls ok");
 }
 
@@ -286,30 +379,47 @@ async fn require_tls_refuses_plaintext() {
     let mut cfg = config_for(&pg);
     cfg.tls.require = true;
     let proxy = start_proxy_with(cfg, true).await;
-    let err = tokio_postgres::connect(&conn_str(proxy.port(), SCRAM_USER.0, SCRAM_USER.1, "app"), NoTls)
-        .await
-        .err()
-        .unwrap();
+    let err = tokio_postgres::connect(
+        &conn_str(proxy.port(), SCRAM_USER.0, SCRAM_USER.1, "app"),
+        NoTls,
+    )
+    .await
+    .err()
+    .unwrap();
     assert_eq!(err.as_db_error().unwrap().code().code(), "28000");
     let c = tls_connect(&proxy, SCRAM_USER.0, SCRAM_USER.1).await;
-    assert_eq!(c.query_one("SELECT 2", &[]).await.unwrap().get::<_, i32>(0), 2);
+    assert_eq!(
+        c.query_one("SELECT 2", &[]).await.unwrap().get::<_, i32>(0),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_state_and_parameter_status() {
     let proxy = start_proxy().await;
     let c = connect_app(&proxy).await;
-    c.batch_execute("SET application_name = 'payroll-batch'; SET search_path = pg_catalog").await.unwrap();
-    let app: String = c.query_one("SHOW application_name", &[]).await.unwrap().get(0);
+    c.batch_execute("SET application_name = 'payroll-batch'; SET search_path = pg_catalog")
+        .await
+        .unwrap();
+    let app: String = c
+        .query_one("SHOW application_name", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(app, "payroll-batch");
-    c.batch_execute("BEGIN; CREATE TEMP TABLE x(i int); INSERT INTO x VALUES (1)").await.unwrap();
+    c.batch_execute("BEGIN; CREATE TEMP TABLE x(i int); INSERT INTO x VALUES (1)")
+        .await
+        .unwrap();
     let err = c.batch_execute("SELECT 1/0").await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "22012");
     // In a failed transaction PostgreSQL refuses everything until ROLLBACK.
     let err = c.batch_execute("SELECT 1").await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "25P02");
     c.batch_execute("ROLLBACK").await.unwrap();
-    assert_eq!(c.query_one("SELECT 3", &[]).await.unwrap().get::<_, i32>(0), 3);
+    assert_eq!(
+        c.query_one("SELECT 3", &[]).await.unwrap().get::<_, i32>(0),
+        3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,14 +450,23 @@ async fn psql_scripts_copy_and_large_objects() {
             "-At",
             "-v",
             "ON_ERROR_STOP=1",
-            &format!("host=127.0.0.1 port={} user={} dbname=app", proxy.port(), SCRAM_USER.0),
+            &format!(
+                "host=127.0.0.1 port={} user={} dbname=app",
+                proxy.port(),
+                SCRAM_USER.0
+            ),
             "-f",
             script_path.to_str().unwrap(),
         ],
         SCRAM_USER.1,
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}\n{}", stdout, String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.is_empty()).collect();
     // The count, the two copied rows, and the length of the large object that
     // \lo_import wrote through libpq's fast-path FunctionCall messages.
@@ -378,8 +497,15 @@ async fn pgbench_runs_without_failed_transactions() {
     tokio::task::spawn_blocking(move || {
         pgbench(&pg, port, &["-i", "-s", "1", "-q"]);
         for mode in ["simple", "extended", "prepared"] {
-            let out = pgbench(&pg, port, &["-S", "-n", "-T", "3", "-c", "4", "-j", "2", "-M", mode]);
-            assert!(out.contains("number of failed transactions: 0"), "{mode}:\n{out}");
+            let out = pgbench(
+                &pg,
+                port,
+                &["-S", "-n", "-T", "3", "-c", "4", "-j", "2", "-M", mode],
+            );
+            assert!(
+                out.contains("number of failed transactions: 0"),
+                "{mode}:\n{out}"
+            );
             let tps: f64 = out
                 .lines()
                 .find(|l| l.starts_with("tps = "))

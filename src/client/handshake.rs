@@ -36,9 +36,10 @@ impl HandshakeError {
     pub fn to_pg(&self) -> Option<PgError> {
         match self {
             Self::Io(_) | Self::Tls(_) => None,
-            Self::Protocol(ProtocolError::UnsupportedVersion { .. }) => {
-                Some(PgError::fatal(codes::FEATURE_NOT_SUPPORTED, self.to_string()))
-            }
+            Self::Protocol(ProtocolError::UnsupportedVersion { .. }) => Some(PgError::fatal(
+                codes::FEATURE_NOT_SUPPORTED,
+                self.to_string(),
+            )),
             Self::Protocol(e) => Some(PgError::fatal(codes::PROTOCOL_VIOLATION, e.to_string())),
             Self::TlsRequired => Some(
                 PgError::fatal(
@@ -83,18 +84,40 @@ pub struct Login {
     pub unsupported: Option<Vec<String>>,
 }
 
+/// Reads one opening packet; a malformed one is answered with a FATAL error.
+async fn read_packet(stream: &mut Stream) -> Result<StartupPacket, HandshakeError> {
+    // Read exactly one packet: after an SSLRequest the TLS handshake follows
+    // on the same socket, so nothing may be read ahead.
+    let mut word = [0u8; 4];
+    stream.read_exact(&mut word).await?;
+    let parsed = match startup::packet_len(word) {
+        Ok(len) => {
+            let mut body = vec![0u8; len - 4];
+            stream.read_exact(&mut body).await?;
+            startup::parse(&body)
+        }
+        Err(e) => Err(e),
+    };
+    match parsed {
+        Ok(p) => Ok(p),
+        Err(e) => {
+            let e = HandshakeError::Protocol(e);
+            if let Some(pg) = e.to_pg() {
+                let mut out = bytes::BytesMut::new();
+                pg.put(&mut out);
+                let _ = stream.write_all(&out).await;
+                let _ = stream.flush().await;
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Reads opening packets until a StartupMessage or CancelRequest arrives.
 pub async fn open(tcp: TcpStream, ctx: &Context) -> Result<Opening, HandshakeError> {
     let mut stream = Stream::Plain(tcp);
     loop {
-        // Read exactly one packet: after an SSLRequest the TLS handshake
-        // follows on the same socket, so nothing may be read ahead.
-        let mut word = [0u8; 4];
-        stream.read_exact(&mut word).await?;
-        let len = startup::packet_len(word)?;
-        let mut body = vec![0u8; len - 4];
-        stream.read_exact(&mut body).await?;
-        match startup::parse(&body)? {
+        match read_packet(&mut stream).await? {
             StartupPacket::SslRequest => {
                 let acceptor = ctx.tls.load().acceptor.clone();
                 match (acceptor, stream) {
@@ -144,7 +167,11 @@ pub async fn open(tcp: TcpStream, ctx: &Context) -> Result<Opening, HandshakeErr
     }
 }
 
-fn check_startup(ctx: &Context, conn: &Conn, startup: &StartupMessage) -> Result<(), HandshakeError> {
+fn check_startup(
+    ctx: &Context,
+    conn: &Conn,
+    startup: &StartupMessage,
+) -> Result<(), HandshakeError> {
     if ctx.config.load().tls.require && !conn.stream.is_tls() {
         return Err(HandshakeError::TlsRequired);
     }

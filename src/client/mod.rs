@@ -72,11 +72,17 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
     let in_use = ctx.clients.fetch_add(1, Ordering::Relaxed);
     let _slot = ClientSlot(&ctx);
     if in_use >= config.proxy.max_clients {
-        ctx.metrics.refused.with_label_values(&["too_many_clients"]).inc();
+        ctx.metrics
+            .refused
+            .with_label_values(&["too_many_clients"])
+            .inc();
         tracing::warn!(%peer, max = config.proxy.max_clients, "too many clients");
         let mut out = BytesMut::new();
-        PgError::fatal(codes::TOO_MANY_CONNECTIONS, "sorry, too many clients already")
-            .put(&mut out);
+        PgError::fatal(
+            codes::TOO_MANY_CONNECTIONS,
+            "sorry, too many clients already",
+        )
+        .put(&mut out);
         let _ = login.conn.write_all(&out).await;
         return;
     }
@@ -100,8 +106,11 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
             ctx.metrics.refused.with_label_values(&["timeout"]).inc();
             tracing::info!(%peer, %user, "authentication timed out");
             let mut out = BytesMut::new();
-            PgError::fatal(codes::QUERY_CANCELED, "canceling authentication due to timeout")
-                .put(&mut out);
+            PgError::fatal(
+                codes::QUERY_CANCELED,
+                "canceling authentication due to timeout",
+            )
+            .put(&mut out);
             let _ = login.conn.write_all(&out).await;
             return;
         }
@@ -125,5 +134,7 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
         backend_pid: upstream.cancel.real.pid,
         transaction: crate::protocol::backend::TransactionStatus::Idle,
     };
-    Session::new(ctx.clone(), info, login.conn, upstream).run().await;
+    Session::new(ctx.clone(), info, login.conn, upstream)
+        .run()
+        .await;
 }

@@ -128,8 +128,12 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
         }
     }
     match (&c.tls.cert_file, &c.tls.key_file) {
-        (Some(_), None) => return bad("tls.key_file", "is needed when tls.cert_file is set".into()),
-        (None, Some(_)) => return bad("tls.cert_file", "is needed when tls.key_file is set".into()),
+        (Some(_), None) => {
+            return bad("tls.key_file", "is needed when tls.cert_file is set".into())
+        }
+        (None, Some(_)) => {
+            return bad("tls.cert_file", "is needed when tls.key_file is set".into())
+        }
         (Some(cert), Some(key)) => {
             for (field, p) in [("tls.cert_file", cert), ("tls.key_file", key)] {
                 if !p.is_file() {
@@ -144,10 +148,16 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     }
     if let Some(ca) = &c.upstream.ca_file {
         if !ca.is_file() {
-            return bad("upstream.ca_file", format!("{} is not a readable file", ca.display()));
+            return bad(
+                "upstream.ca_file",
+                format!("{} is not a readable file", ca.display()),
+            );
         }
         if c.upstream.tls != UpstreamTls::VerifyFull {
-            return bad("upstream.ca_file", "is only used with tls = \"verify-full\"".into());
+            return bad(
+                "upstream.ca_file",
+                "is only used with tls = \"verify-full\"".into(),
+            );
         }
     }
     Ok(())
@@ -189,10 +199,16 @@ mod tests {
     #[test]
     fn semantic_error_has_line() {
         let e = parse("[proxy]\nmax_clients = 0\n", "p.toml").unwrap_err();
-        assert_eq!(e.to_string(), "p.toml:2: proxy.max_clients: must be at least 1");
+        assert_eq!(
+            e.to_string(),
+            "p.toml:2: proxy.max_clients: must be at least 1"
+        );
         let e = parse("[tls]\n\n\ncert_file = \"/nonexistent\"\n", "p.toml").unwrap_err();
         assert!(e.to_string().starts_with("p.toml:1: tls.key_file"), "{e}");
         let e = parse("[proxy]\nstartup_timeout = \"ten\"\n", "p.toml").unwrap_err();
-        assert!(e.to_string().starts_with("p.toml:2: proxy.startup_timeout"), "{e}");
+        assert!(
+            e.to_string().starts_with("p.toml:2: proxy.startup_timeout"),
+            "{e}"
+        );
     }
 }

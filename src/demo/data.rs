@@ -245,7 +245,11 @@ pub fn generate(employees: usize, seed: u64) -> HrData {
             _ => pick(&mut rng, spec.titles).to_string(),
         };
         // Leaders were hired earlier on average.
-        let hire_from = if level[i] == 2 { earliest_hire.0 } else { earliest_hire.0 - 2000 };
+        let hire_from = if level[i] == 2 {
+            earliest_hire.0
+        } else {
+            earliest_hire.0 - 2000
+        };
         let hire_date = Date(rng.random_range(hire_from..=end.0 - 30));
         let age_at_hire_days = rng.random_range(21 * 365..=58 * 365);
         let date_of_birth = Date(hire_date.0 - age_at_hire_days);
@@ -332,7 +336,9 @@ pub fn generate(employees: usize, seed: u64) -> HrData {
     // Yearly reviews by the manager for every full year worked since 2021.
     let mut reviews = Vec::new();
     for e in &staff {
-        let Some(reviewer) = e.manager_id else { continue };
+        let Some(reviewer) = e.manager_id else {
+            continue;
+        };
         let (hired, _, _) = e.hire_date.parts();
         for year in 2021.max(hired)..=2024 {
             // Too new to be reviewed that year.
@@ -402,7 +408,10 @@ mod tests {
             assert_eq!(with_salary.len(), n, "every employee has a salary");
         }
         let d = generate(2000, 42);
-        assert!((100..=300).contains(&d.health_records.len()), "about 10% have health records");
+        assert!(
+            (100..=300).contains(&d.health_records.len()),
+            "about 10% have health records"
+        );
         assert!(d.reviews.len() > 2000, "a few reviews per employee");
     }
 

@@ -13,7 +13,10 @@ pub const ROLES: &[(&str, &str)] = &[
     ("payroll", "payroll clerks: pay and bank details"),
     ("hr_analyst", "analysts: aggregates, no direct identifiers"),
     ("manager_app", "the managers' app: reports, reviews"),
-    ("directory_app", "the company directory: names, emails, phones"),
+    (
+        "directory_app",
+        "the company directory: names, emails, phones",
+    ),
 ];
 
 /// The schema, roles and grants, as in `deploy/demo/schema.sql`.
@@ -47,13 +50,18 @@ pub async fn connect_superuser(
 /// connection to another database (usually `postgres`).
 pub async fn create_database(client: &tokio_postgres::Client, name: &str) -> Result<(), DemoError> {
     let exists = client
-        .query_opt("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", &[&name])
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
+            &[&name],
+        )
         .await?
         .is_some();
     if !exists {
         // CREATE DATABASE takes no parameters, so quote the identifier.
         let ident = format!("\"{}\"", name.replace('"', "\"\""));
-        client.batch_execute(&format!("CREATE DATABASE {ident}")).await?;
+        client
+            .batch_execute(&format!("CREATE DATABASE {ident}"))
+            .await?;
     }
     Ok(())
 }

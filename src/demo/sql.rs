@@ -165,7 +165,12 @@ pub fn insert_statements(data: &HrData) -> Vec<String> {
     // Explicit ids were inserted, so move the identity sequences past them
     // for rows added later through the proxy.
     let mut fix = String::new();
-    for table in ["departments", "employees", "performance_reviews", "health_records"] {
+    for table in [
+        "departments",
+        "employees",
+        "performance_reviews",
+        "health_records",
+    ] {
         let _ = writeln!(
             fix,
             "SELECT setval(pg_get_serial_sequence('hr.{table}', 'id'), \
@@ -196,7 +201,10 @@ mod tests {
     #[test]
     fn batches_rows() {
         let stmts = insert_statements(&super::super::data::generate(2500, 1));
-        let employees = stmts.iter().filter(|s| s.starts_with("INSERT INTO hr.employees ")).count();
+        let employees = stmts
+            .iter()
+            .filter(|s| s.starts_with("INSERT INTO hr.employees "))
+            .count();
         assert_eq!(employees, 3);
     }
 }

@@ -32,8 +32,8 @@ pub async fn serve(ctx: Arc<Context>, listener: TcpListener) {
                 let ctx = ctx.clone();
                 async move { Ok::<_, std::convert::Infallible>(route(&ctx, req).await) }
             });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), svc);
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "metrics connection ended");
             }

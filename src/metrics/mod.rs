@@ -47,9 +47,11 @@ impl Metrics {
     /// Creates and registers all metrics.
     pub fn new() -> Self {
         let registry = Registry::new();
-        let connections_open =
-            IntGauge::new("pgwarden_client_connections_open", "Client connections open now.")
-                .expect("static metric");
+        let connections_open = IntGauge::new(
+            "pgwarden_client_connections_open",
+            "Client connections open now.",
+        )
+        .expect("static metric");
         let connections_total = IntCounter::new(
             "pgwarden_client_connections_total",
             "Client connections accepted since start.",
@@ -79,7 +81,10 @@ impl Metrics {
         )
         .expect("static metric");
         let cancels = IntCounterVec::new(
-            Opts::new("pgwarden_cancel_requests_total", "Cancel requests received."),
+            Opts::new(
+                "pgwarden_cancel_requests_total",
+                "Cancel requests received.",
+            ),
             &["result"],
         )
         .expect("static metric");

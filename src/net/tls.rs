@@ -59,8 +59,8 @@ pub fn acceptor(config: &Config) -> Result<Option<tokio_rustls::TlsAcceptor>, Tl
 
 /// The connector for PostgreSQL, per `upstream.tls`.
 pub fn connector(config: &Config) -> Result<tokio_rustls::TlsConnector, TlsError> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()?;
+    let builder =
+        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let client = if config.upstream.tls == UpstreamTls::VerifyFull {
         let mut roots = RootCertStore::empty();
         match &config.upstream.ca_file {

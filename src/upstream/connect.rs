@@ -48,10 +48,11 @@ pub async fn connect(ctx: &Context, force_plain: bool) -> Result<Stream, Connect
         addr: addr.clone(),
         source,
     };
-    let mut tcp = tokio::time::timeout(config.upstream.connect_timeout.0, TcpStream::connect(&addr))
-        .await
-        .map_err(|_| ConnectError::Timeout(addr.clone()))?
-        .map_err(io)?;
+    let mut tcp =
+        tokio::time::timeout(config.upstream.connect_timeout.0, TcpStream::connect(&addr))
+            .await
+            .map_err(|_| ConnectError::Timeout(addr.clone()))?
+            .map_err(io)?;
     let _ = tcp.set_nodelay(true);
     let mode = config.upstream.tls;
     if mode == UpstreamTls::Disable || force_plain {

@@ -12,10 +12,10 @@ use crate::config::UpstreamTls;
 use crate::context::Context;
 use crate::net::conn::ConnError;
 use crate::net::Conn;
+use crate::protocol::backend::error_response::PgError;
 use crate::protocol::backend::{
     self as be, authentication, backend_key_data, error_response, negotiate_protocol_version,
 };
-use crate::protocol::backend::error_response::PgError;
 use crate::protocol::codes;
 use crate::protocol::frontend::sasl_initial_response::SaslInitialResponse;
 use crate::protocol::frontend::PASSWORD;
@@ -90,7 +90,10 @@ pub async fn relay(ctx: &Context, login: &mut Login) -> Result<Upstream, LoginEr
     let max = ctx.config.load().proxy.max_message_size;
     let startup = login.startup.encode_v3_0();
     let mut server = Conn::new(connect(ctx, false).await?, max);
-    server.write_all(&startup).await.map_err(LoginError::Server)?;
+    server
+        .write_all(&startup)
+        .await
+        .map_err(LoginError::Server)?;
     let client = &mut login.conn;
     let client_tls = client.stream.is_tls();
     let mut out = BytesMut::with_capacity(1024);
@@ -105,8 +108,8 @@ pub async fn relay(ctx: &Context, login: &mut Login) -> Result<Upstream, LoginEr
         let msg = Frame::new(&raw);
         match msg.tag() {
             be::AUTHENTICATION => {
-                let code = authentication::code(msg.body())
-                    .map_err(|e| LoginError::Server(e.into()))?;
+                let code =
+                    authentication::code(msg.body()).map_err(|e| LoginError::Server(e.into()))?;
                 if code == authentication::SASL {
                     authentication::put_sasl_without_plus(msg.body(), &mut out)
                         .map_err(|e| LoginError::Server(e.into()))?;
@@ -125,7 +128,10 @@ pub async fn relay(ctx: &Context, login: &mut Login) -> Result<Upstream, LoginEr
                     if code == authentication::SASL && client_tls && server.stream.is_tls() {
                         server = rebind_for_scram(ctx, client, server, &startup, &answer).await?;
                     }
-                    server.write_all(&answer).await.map_err(LoginError::Server)?;
+                    server
+                        .write_all(&answer)
+                        .await
+                        .map_err(LoginError::Server)?;
                 }
             }
             be::ERROR_RESPONSE => {
@@ -138,8 +144,8 @@ pub async fn relay(ctx: &Context, login: &mut Login) -> Result<Upstream, LoginEr
                 });
             }
             be::BACKEND_KEY_DATA => {
-                let real =
-                    backend_key_data::parse(msg.body()).map_err(|e| LoginError::Server(e.into()))?;
+                let real = backend_key_data::parse(msg.body())
+                    .map_err(|e| LoginError::Server(e.into()))?;
                 let address = ctx.config.load().upstream.address.clone();
                 let reg = ctx.cancel.register(real, &address);
                 backend_key_data::put(reg.key, &mut out);

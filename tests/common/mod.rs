@@ -104,8 +104,12 @@ pub fn new_cluster() -> Pg {
     };
     let cluster = Cluster::init(bins, &dir.join("data"), &opts).expect("initdb");
     let (cert, key) = self_signed();
-    cluster.write_private_file("server.crt", cert.as_bytes()).expect("cert");
-    cluster.write_private_file("server.key", key.as_bytes()).expect("key");
+    cluster
+        .write_private_file("server.crt", cert.as_bytes())
+        .expect("cert");
+    cluster
+        .write_private_file("server.key", key.as_bytes())
+        .expect("key");
     cluster
         .write_hba(
             "local all all trust\n\
@@ -141,7 +145,16 @@ pub fn psql_admin(pg: &Pg, db: &str, sql: &str) -> String {
     let out = std::process::Command::new(pg.cluster.bins.bin("psql"))
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-h"])
         .arg(pg.cluster.socket_dir())
-        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+        .args([
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql");
     assert!(
@@ -261,7 +274,9 @@ fn init_test_logging() {
 
 /// A libpq-style connection string through `port`.
 pub fn conn_str(port: u16, user: &str, password: &str, db: &str) -> String {
-    format!("host=127.0.0.1 port={port} user={user} password={password} dbname={db} connect_timeout=10")
+    format!(
+        "host=127.0.0.1 port={port} user={user} password={password} dbname={db} connect_timeout=10"
+    )
 }
 
 /// Connects with tokio-postgres without TLS and drives the connection in a task.
@@ -297,7 +312,11 @@ pub fn rustls_trusting(cert_pem: &str) -> rustls::ClientConfig {
 /// Runs a program from the PostgreSQL bin dir (psql, pgbench) and returns its output.
 pub fn run_pg_tool(pg: &Pg, program: &str, args: &[&str], password: &str) -> std::process::Output {
     let bin = pg.cluster.bins.bin(program);
-    let bin = if bin.is_file() { bin } else { PathBuf::from(program) };
+    let bin = if bin.is_file() {
+        bin
+    } else {
+        PathBuf::from(program)
+    };
     std::process::Command::new(bin)
         .args(args)
         .env("PGPASSWORD", password)
@@ -310,7 +329,9 @@ pub fn run_pg_tool(pg: &Pg, program: &str, args: &[&str], password: &str) -> std
 /// Fetches an HTTP path from the metrics endpoint: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("metrics connect");
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("metrics connect");
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
         .await
         .expect("write");
@@ -321,14 +342,19 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
 /// Reads one counter or gauge value from a Prometheus text body.
 pub fn metric(body: &str, name: &str) -> f64 {
     body.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && !l.starts_with('#'))
+        .find(|l| {
+            l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && !l.starts_with('#')
+        })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)

@@ -42,7 +42,9 @@ impl Raw {
     /// Connects to `port` on 127.0.0.1.
     pub async fn connect(port: u16) -> Self {
         Self {
-            s: TcpStream::connect(("127.0.0.1", port)).await.expect("connect"),
+            s: TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect"),
         }
     }
 

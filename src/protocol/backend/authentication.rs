@@ -44,7 +44,10 @@ pub fn sasl_mechanisms(body: &[u8]) -> Result<Vec<&str>, ProtocolError> {
 pub fn put_sasl_without_plus(body: &[u8], out: &mut BytesMut) -> Result<(), ProtocolError> {
     let mut b = BytesMut::with_capacity(body.len());
     b.put_i32(SASL);
-    for m in sasl_mechanisms(body)?.into_iter().filter(|m| *m != SCRAM_PLUS) {
+    for m in sasl_mechanisms(body)?
+        .into_iter()
+        .filter(|m| *m != SCRAM_PLUS)
+    {
         b.put_slice(m.as_bytes());
         b.put_u8(0);
     }

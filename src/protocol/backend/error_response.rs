@@ -144,7 +144,9 @@ mod tests {
     #[test]
     fn build_then_parse() {
         let mut out = BytesMut::new();
-        PgError::fatal("08P01", "bad\0thing").with_hint("h").put(&mut out);
+        PgError::fatal("08P01", "bad\0thing")
+            .with_hint("h")
+            .put(&mut out);
         assert_eq!(out[0], b'E');
         let f = parse(&out[5..]).unwrap();
         assert_eq!(f.code, "08P01");

@@ -137,7 +137,10 @@ mod tests {
         let msg = StartupMessage {
             major: 3,
             minor: 0,
-            params: vec![("user".into(), "alice".into()), ("_pq_.x".into(), "1".into())],
+            params: vec![
+                ("user".into(), "alice".into()),
+                ("_pq_.x".into(), "1".into()),
+            ],
         };
         let enc = msg.encode_v3_0();
         let len = packet_len([enc[0], enc[1], enc[2], enc[3]]).unwrap();
@@ -157,6 +160,9 @@ mod tests {
             Err(ProtocolError::UnsupportedVersion { major: 2, .. })
         ));
         let key = CancelKey { pid: 7, secret: -3 };
-        assert_eq!(parse(&key.encode_request()[4..]).unwrap(), StartupPacket::Cancel(key));
+        assert_eq!(
+            parse(&key.encode_request()[4..]).unwrap(),
+            StartupPacket::Cancel(key)
+        );
     }
 }
