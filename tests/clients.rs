@@ -521,3 +521,37 @@ async fn pgbench_runs_without_failed_transactions() {
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_verify_full_checks_the_certificate() {
+    let pg = pg();
+    let ca = pg.dir.join("upstream-ca.pem");
+    std::fs::write(&ca, &pg.ca_pem).unwrap();
+    let mut cfg = config_for(&pg);
+    cfg.upstream.tls = pgwarden::config::UpstreamTls::VerifyFull;
+    cfg.upstream.ca_file = Some(ca.clone());
+    let proxy = start_proxy_with(cfg.clone(), false).await;
+    let c = connect_app(&proxy).await;
+    let ssl: bool = c
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(ssl);
+    // A name the certificate does not carry is refused with a clear FATAL.
+    cfg.upstream.server_name = Some("db.example.org".into());
+    let wrong = start_proxy_with(cfg, false).await;
+    let err = tokio_postgres::connect(
+        &conn_str(wrong.port(), SCRAM_USER.0, SCRAM_USER.1, "app"),
+        NoTls,
+    )
+    .await
+    .err()
+    .unwrap();
+    let db = err.as_db_error().expect("a FATAL from pgwarden");
+    assert_eq!(db.code().code(), "08001");
+    assert!(db.message().contains("TLS"), "{}", db.message());
+}

@@ -2,14 +2,21 @@
 
 /// A department: name, cost center, salary band (USD), lead title, titles.
 pub(super) struct DepartmentSpec {
+    /// Department name.
     pub name: &'static str,
+    /// Accounting cost center.
     pub cost_center: &'static str,
+    /// Staff salary band, lowest and highest yearly base pay.
     pub band: (u32, u32),
+    /// Title of the department head.
     pub head: &'static str,
+    /// Title of the managers under the head.
     pub manager: &'static str,
+    /// Titles of everyone else.
     pub titles: &'static [&'static str],
 }
 
+/// The twelve departments; the first one holds the CEO.
 pub(super) const DEPARTMENTS: &[DepartmentSpec] = &[
     DepartmentSpec {
         name: "Executive",
@@ -157,6 +164,7 @@ pub(super) const DEPARTMENTS: &[DepartmentSpec] = &[
     },
 ];
 
+/// Given names.
 pub(super) const FIRST_NAMES: &[&str] = &[
     "James",
     "Mary",
@@ -226,7 +234,7 @@ pub(super) const FIRST_NAMES: &[&str] = &[
     "Ava",
 ];
 
-/// Includes names with apostrophes and hyphens, so SQL quoting gets exercised.
+/// Family names, some with apostrophes and hyphens to exercise SQL quoting.
 pub(super) const LAST_NAMES: &[&str] = &[
     "Smith",
     "Johnson",
@@ -296,6 +304,7 @@ pub(super) const LAST_NAMES: &[&str] = &[
     "Mbeki",
 ];
 
+/// Street names.
 pub(super) const STREETS: &[&str] = &[
     "Maple",
     "Oak",
@@ -318,6 +327,7 @@ pub(super) const STREETS: &[&str] = &[
     "Chestnut",
 ];
 
+/// Street types.
 pub(super) const STREET_SUFFIXES: &[&str] = &["St", "Ave", "Rd", "Blvd", "Ln", "Dr", "Ct", "Way"];
 
 /// City and state pairs.
@@ -387,6 +397,7 @@ pub(super) const HEALTH: &[(&str, &str)] = &[
     ("Celiac disease", "Gluten-free catering at events"),
 ];
 
+/// Notes on health records.
 pub(super) const HEALTH_NOTES: &[&str] = &[
     "Doctor's note on file.",
     "Reviewed with occupational health.",

@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
 
 /// Stop reading a side while this much is queued toward the other side.
 const HIGH_WATER: usize = 256 * 1024;
@@ -209,9 +210,12 @@ impl Session {
             backend_pid = self.info.backend_pid,
             "session started"
         );
-        let mut shutdown = self.ctx.shutdown.subscribe();
+        let mut rx = self.ctx.shutdown.subscribe();
+        let mut phase = *rx.borrow_and_update();
+        // One long-lived wait for the next phase: re-creating it every turn
+        // would take the watch channel's lock on every message.
+        let mut next_phase = watch_phase(rx);
         let end = loop {
-            let phase = *shutdown.borrow_and_update();
             if phase != Phase::Running {
                 if let Some(end) = self.on_shutdown(phase).await {
                     break end;
@@ -219,8 +223,12 @@ impl Session {
             }
             let event = tokio::select! {
                 biased;
-                _ = shutdown.changed() => continue,
                 ev = poll_fn(|cx| self.poll_io(cx)) => ev,
+                (p, rx) = &mut next_phase => {
+                    phase = p;
+                    next_phase = watch_phase(rx);
+                    continue;
+                }
             };
             let step = match event {
                 Ok(Event::ClientData) => self.on_client_data(),
@@ -280,6 +288,19 @@ impl Session {
             "session ended"
         );
     }
+}
+
+type PhaseWait = Pin<Box<dyn std::future::Future<Output = (Phase, watch::Receiver<Phase>)> + Send>>;
+
+/// Resolves with the next shutdown phase (never, if the sender is gone).
+fn watch_phase(mut rx: watch::Receiver<Phase>) -> PhaseWait {
+    Box::pin(async move {
+        if rx.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        let p = *rx.borrow_and_update();
+        (p, rx)
+    })
 }
 
 /// A write failed on one side.

@@ -33,8 +33,8 @@ pub struct Pg {
     pub port: u16,
     /// Temp dir holding the data dir, certificates and logs.
     pub dir: PathBuf,
-    /// CA-less self-signed certificate the server uses (PEM).
-    pub server_cert_pem: String,
+    /// The CA (PEM) that signed the server's certificate (for localhost/127.0.0.1).
+    pub ca_pem: String,
 }
 
 impl Pg {
@@ -67,6 +67,27 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// A test CA and a certificate it signed for localhost/127.0.0.1:
+/// (CA PEM, cert PEM, key PEM).
+pub fn ca_signed() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "pgwarden test CA");
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("params");
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    let cert = params.signed_by(&key, &ca).expect("signed cert");
+    (ca.pem(), cert.pem(), key.serialize_pem())
 }
 
 /// A self-signed certificate for `localhost`/127.0.0.1: (cert PEM, key PEM).
@@ -103,7 +124,7 @@ pub fn new_cluster() -> Pg {
             .into(),
     };
     let cluster = Cluster::init(bins, &dir.join("data"), &opts).expect("initdb");
-    let (cert, key) = self_signed();
+    let (ca, cert, key) = ca_signed();
     cluster
         .write_private_file("server.crt", cert.as_bytes())
         .expect("cert");
@@ -134,7 +155,7 @@ pub fn new_cluster() -> Pg {
         cluster,
         port,
         dir,
-        server_cert_pem: cert,
+        ca_pem: ca,
     };
     setup_users(&pg);
     pg
