@@ -6,7 +6,9 @@
 //! [`upstream`] connects to PostgreSQL and relays the login → [`session`]
 //! relays every message, framed by [`protocol`], until either side ends.
 
+pub mod analyse;
 pub mod cancel;
+pub mod catalog;
 pub mod cli;
 pub mod client;
 pub mod cluster;

@@ -1,0 +1,7 @@
+//! PostgreSQL's catalog as the analyser sees it: a versioned snapshot,
+//! loaded over pgwarden's own service connection and refreshed after DDL and
+//! on a period.
+
+pub mod model;
+
+pub use model::{Catalog, Column, Function, Oid, RelKind, Relation, Role};
