@@ -56,10 +56,22 @@ fn env_num<T: std::str::FromStr>(name: &str, default: T) -> T {
 struct Target {
     name: &'static str,
     port: u16,
+    /// The proxy's pid, whose CPU time is charged per transaction.
+    pid: Option<u32>,
 }
 
 /// (target, mode, clients) → TPS of each round.
 type Results = BTreeMap<(&'static str, &'static str, u32), Vec<f64>>;
+
+/// What the rounds measured.
+#[derive(Default)]
+struct Measured {
+    /// Transactions per second.
+    tps: Results,
+    /// The proxy's CPU time (user + system) per transaction, in us. Unlike
+    /// TPS this barely moves when other work shares the machine.
+    cpu_us: Results,
+}
 
 fn main() {
     let s = Settings::from_env();
@@ -79,22 +91,28 @@ fn main() {
     let mut targets = vec![Target {
         name: "direct",
         port: env.pg_port(),
+        pid: None,
     }];
+    let port = env.start_pgwarden();
     targets.push(Target {
         name: "pgwarden",
-        port: env.start_pgwarden(),
+        port,
+        pid: env.pgwarden.as_ref().map(|p| p.pid()),
     });
     match env.start_pgbouncer() {
         Some(port) => targets.push(Target {
             name: "pgbouncer",
             port,
+            pid: env.pgbouncer.as_ref().map(|p| p.pid()),
         }),
         None => println!("pgbouncer: not installed, skipped (apt-get install pgbouncer adds it)"),
     }
 
-    let results = measure(&env, &targets, &s);
-    print_table(&results, &targets);
-    print_goals(&results);
+    print_load("before measuring");
+    let m = measure(&env, &targets, &s);
+    print_load("after measuring");
+    print_table(&m, &targets);
+    print_goals(&m.tps);
 
     // A fresh pgwarden for memory, so allocator caches left by the
     // throughput runs cannot hide the cost of new sessions.
@@ -136,30 +154,59 @@ fn pgbench_cmd(env: &Env, port: u16) -> Command {
 
 /// Every (clients, mode) for every target, targets interleaved and repeated
 /// in rounds so that drift (caches, CPU frequency, neighbours) hits all alike.
-fn measure(env: &Env, targets: &[Target], s: &Settings) -> Results {
-    let mut results = Results::new();
+fn measure(env: &Env, targets: &[Target], s: &Settings) -> Measured {
+    let mut m = Measured::default();
     for round in 1..=s.rounds {
         for &clients in &CLIENTS {
             for &mode in &MODES {
                 for t in targets {
-                    let tps = run_select_only(env, t, clients, mode, s.secs);
-                    println!(
-                        "round {round}/{}: {:<9} {mode:<8} c={clients}  {tps:>10.0} tps",
-                        s.rounds, t.name
+                    let cpu_before = t.pid.map(cpu_us);
+                    let run = run_select_only(env, t, clients, mode, s.secs);
+                    let key = (t.name, mode, clients);
+                    let mut line = format!(
+                        "round {round}/{}: {:<9} {mode:<8} c={clients}  {:>10.0} tps",
+                        s.rounds, t.name, run.tps
                     );
-                    results
-                        .entry((t.name, mode, clients))
-                        .or_default()
-                        .push(tps);
+                    if let (Some(pid), Some(before)) = (t.pid, cpu_before) {
+                        let used = cpu_us(pid).saturating_sub(before) as f64;
+                        let per_txn = used / run.transactions.max(1) as f64;
+                        line.push_str(&format!("  {per_txn:>5.1} us proxy CPU/txn"));
+                        m.cpu_us.entry(key).or_default().push(per_txn);
+                    }
+                    println!("{line}");
+                    m.tps.entry(key).or_default().push(run.tps);
                 }
             }
         }
     }
-    results
+    m
+}
+
+/// User + system CPU time of a process so far, in us (from /proc/<pid>/stat).
+fn cpu_us(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/stat: {e}"));
+    // Skip past the command name, which may itself hold spaces and ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15; `rest` starts at field 3.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    ticks * 1_000_000 / hz
+}
+
+/// One pgbench run's result.
+struct Run {
+    tps: f64,
+    transactions: u64,
 }
 
 /// One `pgbench -S` run; returns TPS without initial connection time.
-fn run_select_only(env: &Env, t: &Target, clients: u32, mode: &str, secs: u32) -> f64 {
+fn run_select_only(env: &Env, t: &Target, clients: u32, mode: &str, secs: u32) -> Run {
     let threads = clients.min(2);
     let out = pgbench_cmd(env, t.port)
         .args(["-S", "-n", "-T", &secs.to_string()])
@@ -182,7 +229,12 @@ fn run_select_only(env: &Env, t: &Target, clients: u32, mode: &str, secs: u32) -
             "{what}: {failed} failed transactions:\n{stdout}"
         );
     }
-    parse_tps(&stdout).unwrap_or_else(|| panic!("{what}: no tps line in its output:\n{stdout}"))
+    Run {
+        tps: parse_tps(&stdout)
+            .unwrap_or_else(|| panic!("{what}: no tps line in its output:\n{stdout}")),
+        transactions: field_after(&stdout, "number of transactions actually processed:")
+            .unwrap_or(0),
+    }
 }
 
 /// From "tps = 1234.5 (without initial connection time)".
@@ -194,8 +246,13 @@ fn parse_tps(out: &str) -> Option<f64> {
 
 /// From "number of failed transactions: 0 (0.000%)"; older pgbench lacks it.
 fn failed_transactions(out: &str) -> Option<u64> {
+    field_after(out, "number of failed transactions:")
+}
+
+/// The number that follows `prefix` at the start of a line.
+fn field_after(out: &str, prefix: &str) -> Option<u64> {
     out.lines()
-        .find_map(|l| l.strip_prefix("number of failed transactions:"))
+        .find_map(|l| l.strip_prefix(prefix))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
@@ -225,11 +282,12 @@ fn ratio_to_direct(r: &Results, target: &str, mode: &str, clients: u32) -> Optio
     Some(median(&r[key]) / direct)
 }
 
-fn print_table(r: &Results, targets: &[Target]) {
+fn print_table(m: &Measured, targets: &[Target]) {
+    let r = &m.tps;
     println!();
     println!(
-        "{:<10} {:<9} {:>7} {:>12} {:>8} {:>8}",
-        "target", "mode", "clients", "median tps", "spread", "ratio"
+        "{:<10} {:<9} {:>7} {:>12} {:>8} {:>8} {:>14}",
+        "target", "mode", "clients", "median tps", "spread", "ratio", "proxy CPU/txn"
     );
     for &mode in &MODES {
         for &clients in &CLIENTS {
@@ -238,8 +296,12 @@ fn print_table(r: &Results, targets: &[Target]) {
                     continue;
                 };
                 let ratio = ratio_to_direct(r, t.name, mode, clients).unwrap_or(f64::NAN);
+                let cpu = m
+                    .cpu_us
+                    .get(&(t.name, mode, clients))
+                    .map_or("-".to_string(), |c| format!("{:.1} us", median(c)));
                 println!(
-                    "{:<10} {mode:<9} {clients:>7} {:>12.0} {:>7.1}% {ratio:>8.3}",
+                    "{:<10} {mode:<9} {clients:>7} {:>12.0} {:>7.1}% {ratio:>8.3} {cpu:>14}",
                     t.name,
                     median(v),
                     spread(v) * 100.0
@@ -270,6 +332,15 @@ fn print_goals(r: &Results) {
     }
 }
 
+/// Other work on the machine skews every ratio (the proxy competes for the
+/// same cores as pgbench and PostgreSQL), so say how busy it was.
+fn print_load(when: &str) {
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let one_min = load.split_whitespace().next().unwrap_or("?");
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("load average {when}: {one_min} on {cores} cores");
+}
+
 fn pass(ok: bool) -> &'static str {
     if ok {
         "PASS"
@@ -292,11 +363,18 @@ fn measure_idle_memory(env: &Env, port: u16, n: usize) {
     std::thread::sleep(Duration::from_millis(500));
     let postmaster = env.postmaster_pid();
     let before = rss_kib(warden.pid());
-    let pg_before = backend_anon_kib(postmaster);
+    let pg_before = children_of(postmaster);
     let sessions = runtime.block_on(open_sessions(port, n));
     std::thread::sleep(Duration::from_secs(1));
     let after = rss_kib(warden.pid());
-    let pg_after = backend_anon_kib(postmaster);
+    let pg_new: Vec<u32> = children_of(postmaster)
+        .into_iter()
+        .filter(|pid| !pg_before.contains(pid))
+        .collect();
+    let pg_new_anon: u64 = pg_new
+        .iter()
+        .filter_map(|&pid| status_field_kib(pid, "RssAnon:"))
+        .sum();
     drop(sessions);
 
     let per_conn = (after as f64 - before as f64) / n as f64;
@@ -307,11 +385,11 @@ fn measure_idle_memory(env: &Env, port: u16, n: usize) {
         "  {} {per_conn:.1} KiB per idle connection (goal < {GOAL_KIB_PER_CONN:.0} KiB)",
         pass(per_conn < GOAL_KIB_PER_CONN)
     );
-    let new_backends = pg_after.0.saturating_sub(pg_before.0);
     println!(
-        "  aside, not counted: PostgreSQL gained {new_backends} backend processes, \
+        "  aside, not counted: PostgreSQL started {} backend processes, \
          {:.0} KiB private (RssAnon) each on average",
-        (pg_after.1 as f64 - pg_before.1 as f64) / new_backends.max(1) as f64
+        pg_new.len(),
+        pg_new_anon as f64 / pg_new.len().max(1) as f64
     );
 }
 
@@ -361,14 +439,4 @@ async fn open_one(
         .await
         .unwrap_or_else(|e| panic!("SELECT 1 through pgwarden failed: {e}"));
     (client, task)
-}
-
-/// (number of postmaster children, sum of their RssAnon in KiB).
-fn backend_anon_kib(postmaster: u32) -> (usize, u64) {
-    let kids = children_of(postmaster);
-    let anon = kids
-        .iter()
-        .filter_map(|&pid| status_field_kib(pid, "RssAnon:"))
-        .sum();
-    (kids.len(), anon)
 }

@@ -40,6 +40,9 @@ pub struct ServeArgs {
     /// Serve Prometheus /metrics and /healthz here [default: off].
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<String>,
+    /// Append audit records (JSON lines) to this file, `-` for stdout [default: off].
+    #[arg(long, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -57,6 +60,9 @@ impl ServeArgs {
         }
         if let Some(v) = &self.metrics {
             c.metrics.listen = Some(v.clone());
+        }
+        if let Some(v) = &self.audit_log {
+            c.audit.path = Some(v.clone());
         }
         config::load::validate(&c).map_err(|(field, message)| config::ConfigError::Invalid {
             path: "command line".into(),

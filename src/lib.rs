@@ -7,6 +7,7 @@
 //! relays every message, framed by [`protocol`], until either side ends.
 
 pub mod analyse;
+pub mod audit;
 pub mod cancel;
 pub mod catalog;
 pub mod cli;

@@ -118,6 +118,10 @@ pub struct Role {
     /// Roles whose privileges this role has, transitively, honouring
     /// `rolinherit` (the role itself not included).
     pub member_of: Vec<String>,
+    /// Roles it may `SET ROLE` to (directly or transitively, whatever
+    /// `rolinherit` says; the role itself not included). A superset of
+    /// `member_of`: the privileges a session of this role can obtain.
+    pub can_set_role: Vec<String>,
 }
 
 /// The catalog snapshot.

@@ -146,6 +146,15 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
         }
         (None, None) => {}
     }
+    if c.catalog.user.is_empty() {
+        return bad("catalog.user", "must not be empty".into());
+    }
+    if c.catalog.refresh_interval.0 < std::time::Duration::from_secs(1) {
+        return bad("catalog.refresh_interval", "must be at least 1s".into());
+    }
+    if c.catalog.connect_timeout.0.is_zero() {
+        return bad("catalog.connect_timeout", "must be more than 0s".into());
+    }
     if let Some(ca) = &c.upstream.ca_file {
         if !ca.is_file() {
             return bad(
@@ -159,6 +168,47 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
                 "is only used with tls = \"verify-full\"".into(),
             );
         }
+    }
+    validate_audit(&c.audit)
+}
+
+/// Limits of the `[audit]` section; `max_file_size` etc. are checked even when
+/// `path` is unset so a typo does not wait until auditing is switched on.
+fn validate_audit(a: &super::AuditConfig) -> Result<(), (String, String)> {
+    let bad = |f: &str, m: &str| Err((f.to_owned(), m.to_owned()));
+    if let Some(p) = &a.path {
+        if p.as_os_str().is_empty() {
+            return bad(
+                "audit.path",
+                "must not be empty (leave it out to turn auditing off)",
+            );
+        }
+        if p.as_os_str() != "-" {
+            if p.is_dir() {
+                return Err((
+                    "audit.path".into(),
+                    format!("{} is a directory", p.display()),
+                ));
+            }
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(dir) = parent {
+                if !dir.is_dir() {
+                    return Err((
+                        "audit.path".into(),
+                        format!("directory {} does not exist", dir.display()),
+                    ));
+                }
+            }
+        }
+    }
+    if a.max_file_size < 4096 {
+        return bad("audit.max_file_size", "must be at least 4096 bytes");
+    }
+    if a.keep_files == 0 || a.keep_files > 1000 {
+        return bad("audit.keep_files", "must be between 1 and 1000");
+    }
+    if a.queue_capacity == 0 || a.queue_capacity > (1 << 24) {
+        return bad("audit.queue_capacity", "must be between 1 and 16777216");
     }
     Ok(())
 }
@@ -197,6 +247,31 @@ mod tests {
     }
 
     #[test]
+    fn catalog_section_defaults_and_checks() {
+        let c = parse("", "x.toml").unwrap();
+        assert_eq!(c.catalog.user, "pgwarden");
+        assert_eq!(c.catalog.password, None);
+        assert_eq!(c.catalog.refresh_interval.0.as_secs(), 60);
+        assert_eq!(c.catalog.connect_timeout.0.as_secs(), 5);
+        let c = parse(
+            "[catalog]\nuser = \"svc\"\npassword = \"pw\"\nrefresh_interval = \"2m\"\n",
+            "x.toml",
+        )
+        .unwrap();
+        assert_eq!(c.catalog.refresh_interval.0.as_secs(), 120);
+        assert!(
+            !format!("{c:?}").contains("pw\""),
+            "password must not be logged"
+        );
+        let e = parse("[catalog]\n\nrefresh_interval = \"0s\"\n", "p.toml").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("p.toml:3: catalog.refresh_interval"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn semantic_error_has_line() {
         let e = parse("[proxy]\nmax_clients = 0\n", "p.toml").unwrap_err();
         assert_eq!(
@@ -210,5 +285,32 @@ mod tests {
             e.to_string().starts_with("p.toml:2: proxy.startup_timeout"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn audit_section_is_validated() {
+        let c = parse("", "x.toml").unwrap();
+        assert!(c.audit.path.is_none());
+        assert_eq!(c.audit.queue_capacity, 65_536);
+        let c = parse(
+            "[audit]\npath = \"-\"\non_full = \"drop_and_count\"\n",
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(c.audit.on_full, crate::config::AuditOnFull::DropAndCount);
+        let e = parse("[audit]\nkeep_files = 0\n", "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:2: audit.keep_files: must be between 1 and 1000"
+        );
+        let e = parse("[audit]\n\nqueue_capacity = 0\n", "p.toml").unwrap_err();
+        assert!(
+            e.to_string().starts_with("p.toml:3: audit.queue_capacity"),
+            "{e}"
+        );
+        let e = parse("[audit]\npath = \"/nonexistent/dir/a.log\"\n", "p.toml").unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:2: audit.path"), "{e}");
+        let e = parse("[audit]\non_full = \"panic\"\n", "p.toml").unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:2: audit.on_full"), "{e}");
     }
 }

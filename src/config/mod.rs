@@ -25,6 +25,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Logging.
     pub log: LogConfig,
+    /// pgwarden's own connection that reads PostgreSQL's catalog.
+    pub catalog: CatalogConfig,
+    /// The audit trail.
+    pub audit: AuditConfig,
 }
 
 /// `[proxy]`: the listening side.
@@ -155,6 +159,101 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+        }
+    }
+}
+
+/// The environment variable whose value, when set, replaces `catalog.password`.
+pub const CATALOG_PASSWORD_ENV: &str = "PGWARDEN_CATALOG_PASSWORD";
+
+/// `[catalog]`: the service connection that reads PostgreSQL's catalog (to
+/// `upstream.address`, with `upstream.tls`), one per database in use.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Role the service connection logs in as. Default `pgwarden`.
+    pub user: String,
+    /// Its password; the environment variable `PGWARDEN_CATALOG_PASSWORD`
+    /// wins when set. Default none (for `trust` authentication).
+    pub password: Option<String>,
+    /// Time between periodic catalog reloads (DDL seen through the proxy
+    /// also triggers one). Default `60s`.
+    pub refresh_interval: HumanDuration,
+    /// Time allowed to connect and log in. Default `5s`.
+    pub connect_timeout: HumanDuration,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            user: "pgwarden".into(),
+            password: None,
+            refresh_interval: HumanDuration::from_secs(60),
+            connect_timeout: HumanDuration::from_secs(5),
+        }
+    }
+}
+
+impl CatalogConfig {
+    /// The password to use: `PGWARDEN_CATALOG_PASSWORD` when set, else `password`.
+    pub fn effective_password(&self) -> Option<String> {
+        std::env::var(CATALOG_PASSWORD_ENV)
+            .ok()
+            .or_else(|| self.password.clone())
+    }
+}
+
+// Hand-written so a logged configuration never shows the password.
+impl std::fmt::Debug for CatalogConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CatalogConfig")
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("refresh_interval", &self.refresh_interval)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// What a full audit queue does to the session that sends one more record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditOnFull {
+    /// The session waits for room: no record is ever dropped (default).
+    #[default]
+    Block,
+    /// The record is dropped, counted in `pgwarden_audit_records_dropped_total`
+    /// and warned about (rate-limited).
+    DropAndCount,
+}
+
+/// `[audit]`: the audit trail, one JSON record per line (docs/audit-records.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// File to append to, `-` for stdout. Default none: auditing off.
+    pub path: Option<PathBuf>,
+    /// Size in bytes at which the file is rotated. Default 100 MiB.
+    pub max_file_size: u64,
+    /// Rotated files kept (`audit.log.1` ... `audit.log.N`). Default 10.
+    pub keep_files: u32,
+    /// Records queued between the sessions and the writer. Default 65,536.
+    pub queue_capacity: usize,
+    /// `block` (default) or `drop_and_count`.
+    pub on_full: AuditOnFull,
+    /// Also record the statement text with its literals. Default false.
+    pub log_full_text: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            max_file_size: 100 * 1024 * 1024,
+            keep_files: 10,
+            queue_capacity: 65_536,
+            on_full: AuditOnFull::Block,
+            log_full_text: false,
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct DemoArgs {
     /// Seed of the synthetic data (same seed, same data).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Append audit records (JSON lines) to this file, `-` for stdout [default: off].
+    #[arg(long, value_name = "PATH")]
+    pub audit_log: Option<PathBuf>,
 }
 
 /// Why the demo could not be set up.

@@ -67,6 +67,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         config.proxy.shutdown_grace = crate::config::HumanDuration::from_secs(5);
         config.upstream.address = format!("127.0.0.1:{}", cluster.port);
         config.upstream.tls = UpstreamTls::Disable;
+        config.audit.path = args.audit_log.clone();
         Ok(Server::start(config).await?)
     };
     let server = match signals.until(setup).await {

@@ -35,6 +35,14 @@ pub struct Metrics {
     pub cancels: IntCounterVec,
     /// Time a statement's bytes spent inside pgwarden, both directions.
     pub proxy_time: Histogram,
+    /// Audit records written to the sink.
+    pub audit_records: IntCounter,
+    /// Audit records dropped (`on_full = "drop_and_count"`, or sent after shutdown).
+    pub audit_dropped: IntCounter,
+    /// Audit records waiting for the writer.
+    pub audit_queue: IntGauge,
+    /// Failed writes to the audit sink (retried).
+    pub audit_write_errors: IntCounter,
 }
 
 impl Default for Metrics {
@@ -96,6 +104,24 @@ impl Metrics {
             .buckets(exponential_buckets(5e-6, 2.0, 16).expect("static buckets")),
         )
         .expect("static metric");
+        let audit_records =
+            IntCounter::new("pgwarden_audit_records_total", "Audit records written.")
+                .expect("static metric");
+        let audit_dropped = IntCounter::new(
+            "pgwarden_audit_records_dropped_total",
+            "Audit records dropped because the queue was full or closed.",
+        )
+        .expect("static metric");
+        let audit_queue = IntGauge::new(
+            "pgwarden_audit_queue_length",
+            "Audit records waiting for the writer.",
+        )
+        .expect("static metric");
+        let audit_write_errors = IntCounter::new(
+            "pgwarden_audit_write_errors_total",
+            "Failed writes to the audit sink (retried).",
+        )
+        .expect("static metric");
         for c in [
             Box::new(connections_open.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(connections_total.clone()),
@@ -105,6 +131,10 @@ impl Metrics {
             Box::new(bytes.clone()),
             Box::new(cancels.clone()),
             Box::new(proxy_time.clone()),
+            Box::new(audit_records.clone()),
+            Box::new(audit_dropped.clone()),
+            Box::new(audit_queue.clone()),
+            Box::new(audit_write_errors.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -120,6 +150,10 @@ impl Metrics {
             bytes_backend: bytes.with_label_values(&["backend"]),
             cancels,
             proxy_time,
+            audit_records,
+            audit_dropped,
+            audit_queue,
+            audit_write_errors,
         }
     }
 

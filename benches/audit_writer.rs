@@ -1,0 +1,127 @@
+//! Records per second one audit writer sustains to a file: a sender task
+//! queues realistic statement records (3 relations, a dozen columns) as fast
+//! as it can; each sample ends with `shutdown`, so the time includes draining
+//! and the final fsync. Goal: at least 200,000 records/s.
+//!
+//! `cargo bench --bench audit_writer`
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use pgwarden::analyse::{Analysis, OpaqueCall, RelationAccess, RelationName, StatementKind};
+use pgwarden::audit::{AuditLog, SessionContext, StatementRecord};
+use pgwarden::config::AuditConfig;
+use pgwarden::metrics::Metrics;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn access(name: &str, output: &[&str], filter: &[&str]) -> RelationAccess {
+    let set = |c: &[&str]| c.iter().map(|s| s.to_string()).collect();
+    RelationAccess {
+        relation: RelationName {
+            schema: "hr".into(),
+            name: name.into(),
+        },
+        oid: Some(16_400),
+        output: set(output),
+        filter: set(filter),
+        written: Default::default(),
+        deletes_rows: false,
+    }
+}
+
+/// A join of employees, salaries and departments: 12 columns.
+fn analysis() -> Arc<Analysis> {
+    Arc::new(Analysis {
+        kind: StatementKind::Select,
+        command: "SELECT".into(),
+        accesses: vec![
+            access(
+                "employees",
+                &["first_name", "last_name", "email", "hire_date", "ssn"],
+                &["id", "department_id"],
+            ),
+            access(
+                "salaries",
+                &["amount", "currency"],
+                &["employee_id", "valid_to"],
+            ),
+            access("departments", &["name"], &["id"]),
+        ],
+        opaque_calls: vec![OpaqueCall {
+            function: "hr.mask_ssn".into(),
+            columns: vec!["hr.employees.ssn".into()],
+        }],
+        unanalysed: None,
+        normalized: Arc::from(
+            "SELECT e.first_name, e.last_name, e.email, e.hire_date, hr.mask_ssn(e.ssn), \
+             s.amount, s.currency, d.name FROM hr.employees e JOIN hr.salaries s ON \
+             s.employee_id = e.id AND s.valid_to IS NULL JOIN hr.departments d ON \
+             d.id = e.department_id WHERE e.department_id = $1 ORDER BY e.last_name LIMIT $2",
+        ),
+        fingerprint: Arc::from("9f3c2a17b04e55d1"),
+        effects: vec![],
+        refers_to: None,
+    })
+}
+
+/// Queues `n` records and shuts the writer down; returns the elapsed time.
+fn run(rt: &tokio::runtime::Runtime, n: u64) -> Duration {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = AuditConfig {
+        path: Some(dir.path().join("audit.log")),
+        ..AuditConfig::default()
+    };
+    let analysis = analysis();
+    let session = Arc::new(SessionContext {
+        backend_pid: Some(31_337),
+        user: Arc::from("hr_analyst"),
+        database: Arc::from("hr"),
+        application_name: Arc::from("payroll-report"),
+        ..SessionContext::connecting(1, "10.20.30.40:50123".parse().expect("addr"), true)
+    });
+    rt.block_on(async move {
+        let metrics = Metrics::new();
+        let (handle, task) = AuditLog::start(&config, &metrics).expect("audit log");
+        let start = Instant::now();
+        let sender = tokio::spawn(async move {
+            for i in 0..n {
+                let mut r = StatementRecord::new(session.clone(), analysis.clone());
+                r.duration = Duration::from_micros(850 + i % 100);
+                r.bytes_returned = 4_096;
+                r.rows_returned = Some(25);
+                handle.send(r).await;
+            }
+        });
+        sender.await.expect("sender");
+        task.shutdown().await;
+        let elapsed = start.elapsed();
+        assert_eq!(metrics.audit_records.get(), n);
+        elapsed
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // One plain figure first, easy to quote.
+    let n = 500_000;
+    let t = run(&rt, n);
+    println!(
+        "audit writer: {n} records in {:.2?} = {:.0} records/s",
+        t,
+        n as f64 / t.as_secs_f64()
+    );
+    let mut g = c.benchmark_group("audit_writer");
+    g.throughput(Throughput::Elements(1));
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(10));
+    g.bench_function("statement_records_to_file", |b| {
+        b.iter_custom(|iters| run(&rt, iters))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,1238 @@
+//! The walk over PostgreSQL's raw parse tree (from pg_query): queries, FROM
+//! items and expressions. It resolves every name the way PostgreSQL does and
+//! records, per base relation, which columns reach the output, which act as
+//! filters and which are written.
+
+use super::model::{OpaqueCall, RelationAccess, RelationName};
+use super::scope::{merge, ColRef, Lineage, RangeEntry, Scope, ScopeColumn};
+use crate::catalog::{Catalog, Oid, RelKind, Relation};
+use pg_query::protobuf::{self as pb, SubLinkType};
+use pg_query::NodeEnum;
+use std::collections::HashMap;
+
+/// How a column is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    /// Its value leaves the statement (to the client or into a written column).
+    Output,
+    /// It decides which rows are returned or changed.
+    Filter,
+}
+
+/// Deepest expression or query nesting the walker follows.
+pub const MAX_DEPTH: u32 = 400;
+
+/// Built-in functions that run SQL given as text, or touch data no argument
+/// shows: the walker cannot see what they read.
+const OPAQUE_BUILTINS: &[&str] = &[
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "cursor_to_xml",
+    "cursor_to_xmlschema",
+    "table_to_xml",
+    "table_to_xmlschema",
+    "table_to_xml_and_xmlschema",
+    "schema_to_xml",
+    "schema_to_xmlschema",
+    "schema_to_xml_and_xmlschema",
+    "database_to_xml",
+    "database_to_xmlschema",
+    "database_to_xml_and_xmlschema",
+    "ts_stat",
+    "set_config",
+    "dblink",
+    "dblink_exec",
+    "lo_get",
+    "lo_export",
+    "lo_import",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "lo_open",
+    "loread",
+];
+
+/// A visible common table expression.
+#[derive(Debug, Clone)]
+struct Cte {
+    name: String,
+    columns: Vec<ScopeColumn>,
+    /// Still being defined (recursive reference): any column resolves.
+    open: Option<Lineage>,
+}
+
+/// State of one statement's walk.
+pub struct Walker<'a> {
+    catalog: &'a Catalog,
+    search_path: Vec<String>,
+    temp_relations: &'a [String],
+    /// Relations touched, in first-seen order.
+    pub accesses: Vec<RelationAccess>,
+    index: HashMap<(String, String), usize>,
+    /// Opaque calls.
+    pub opaque: Vec<OpaqueCall>,
+    /// Reasons the analysis is incomplete.
+    pub problems: Vec<String>,
+    ctes: Vec<Cte>,
+    depth: u32,
+    views: Vec<Oid>,
+}
+
+fn str_of(n: &pb::Node) -> Option<&str> {
+    match n.node.as_ref()? {
+        NodeEnum::String(s) => Some(&s.sval),
+        _ => None,
+    }
+}
+
+fn names(list: &[pb::Node]) -> Vec<&str> {
+    list.iter().filter_map(str_of).collect()
+}
+
+impl<'a> Walker<'a> {
+    /// A walker resolving unqualified names through `search_path` (schemas,
+    /// already expanded) and the session's temporary relations.
+    pub fn new(catalog: &'a Catalog, search_path: &[String], temp_relations: &'a [String]) -> Self {
+        Self {
+            catalog,
+            search_path: search_path.to_vec(),
+            temp_relations,
+            accesses: Vec::new(),
+            index: HashMap::new(),
+            opaque: Vec::new(),
+            problems: Vec::new(),
+            ctes: Vec::new(),
+            depth: 0,
+            views: Vec::new(),
+        }
+    }
+
+    /// Notes why the analysis is incomplete (first reason first).
+    pub fn problem(&mut self, why: impl Into<String>) {
+        let why = why.into();
+        if !self.problems.contains(&why) {
+            self.problems.push(why);
+        }
+    }
+
+    fn enter(&mut self) -> bool {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            self.problem("statement too deeply nested");
+            return false;
+        }
+        true
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// Marks every column of `lineage` as used in `usage`.
+    pub fn mark(&mut self, lineage: &Lineage, usage: Usage) {
+        for ColRef { rel, col } in lineage {
+            if let Some(a) = self.accesses.get_mut(*rel) {
+                let set = match usage {
+                    Usage::Output => &mut a.output,
+                    Usage::Filter => &mut a.filter,
+                };
+                if !set.contains(col) {
+                    set.insert(col.clone());
+                }
+            }
+        }
+    }
+
+    /// The access record for a relation, created on first use.
+    pub fn access(&mut self, schema: &str, name: &str, oid: Option<Oid>) -> usize {
+        let key = (schema.to_owned(), name.to_owned());
+        if let Some(i) = self.index.get(&key) {
+            return *i;
+        }
+        self.accesses.push(RelationAccess {
+            relation: RelationName {
+                schema: schema.to_owned(),
+                name: name.to_owned(),
+            },
+            oid,
+            ..Default::default()
+        });
+        let i = self.accesses.len() - 1;
+        self.index.insert(key, i);
+        i
+    }
+
+    /// Resolves a relation name like PostgreSQL: explicit schema, else the
+    /// session's temp relations, then pg_catalog (unless placed explicitly),
+    /// then the search path.
+    pub fn resolve_relation(&self, rv: &pb::RangeVar) -> Resolved<'a> {
+        let catalog = self.catalog;
+        if !rv.schemaname.is_empty() {
+            if rv.schemaname == "pg_temp" || rv.schemaname.starts_with("pg_temp_") {
+                return Resolved::Temp;
+            }
+            return match catalog.relation_in(&rv.schemaname, &rv.relname) {
+                Some(r) => Resolved::Relation(r),
+                None => Resolved::Missing,
+            };
+        }
+        if self.temp_relations.contains(&rv.relname) {
+            return Resolved::Temp;
+        }
+        let explicit_catalog = self.search_path.iter().any(|s| s == "pg_catalog");
+        if !explicit_catalog {
+            if let Some(r) = catalog.relation_in("pg_catalog", &rv.relname) {
+                return Resolved::Relation(r);
+            }
+        }
+        for schema in &self.search_path {
+            if let Some(r) = catalog.relation_in(schema, &rv.relname) {
+                return Resolved::Relation(r);
+            }
+        }
+        Resolved::Missing
+    }
+
+    /// A range entry for a relation named in FROM (or as a DML target).
+    pub fn relation_entry(&mut self, rv: &pb::RangeVar) -> RangeEntry {
+        let alias = rv.alias.as_ref();
+        let mut entry = match self.resolve_relation(rv) {
+            Resolved::Relation(r) if r.kind == RelKind::View => self.view_entry(r),
+            Resolved::Relation(r) => {
+                let rel = self.access(&r.schema, &r.name, Some(r.oid));
+                RangeEntry {
+                    refname: Some(r.name.clone()),
+                    schema: Some(r.schema.clone()),
+                    columns: r
+                        .columns
+                        .iter()
+                        .map(|c| ScopeColumn {
+                            name: c.name.clone(),
+                            lineage: vec![ColRef {
+                                rel,
+                                col: c.name.clone(),
+                            }],
+                        })
+                        .collect(),
+                    ..Default::default()
+                }
+            }
+            Resolved::Temp => {
+                let rel = self.access("pg_temp", &rv.relname, None);
+                RangeEntry {
+                    refname: Some(rv.relname.clone()),
+                    schema: Some("pg_temp".into()),
+                    open_rel: Some(rel),
+                    ..Default::default()
+                }
+            }
+            Resolved::Missing => {
+                let shown = if rv.schemaname.is_empty() {
+                    rv.relname.clone()
+                } else {
+                    format!("{}.{}", rv.schemaname, rv.relname)
+                };
+                self.problem(format!("relation \"{shown}\" does not exist"));
+                let rel = self.access(&rv.schemaname, &rv.relname, None);
+                RangeEntry {
+                    refname: Some(rv.relname.clone()),
+                    open_rel: Some(rel),
+                    ..Default::default()
+                }
+            }
+        };
+        if entry.refname.is_none() {
+            entry.refname = Some(rv.relname.clone());
+        }
+        if let Some(a) = alias {
+            apply_alias(&mut entry, a);
+        }
+        entry
+    }
+
+    /// A view is read through: its definition is walked as a subquery, so
+    /// the columns it exposes trace back to base columns.
+    fn view_entry(&mut self, view: &'a Relation) -> RangeEntry {
+        let base = RangeEntry {
+            refname: Some(view.name.clone()),
+            schema: Some(view.schema.clone()),
+            ..Default::default()
+        };
+        if self.views.contains(&view.oid) {
+            self.problem(format!("view {} refers to itself", view.qualified_name()));
+            return base;
+        }
+        let Some(def) = view.view_definition.as_deref() else {
+            self.problem(format!(
+                "definition of view {} unknown",
+                view.qualified_name()
+            ));
+            return base;
+        };
+        let parsed = match pg_query::parse(def, 0) {
+            Ok(p) => p,
+            Err(e) => {
+                self.problem(format!("view {}: {e}", view.qualified_name()));
+                return base;
+            }
+        };
+        let Some(NodeEnum::SelectStmt(sel)) = parsed
+            .protobuf
+            .stmts
+            .first()
+            .and_then(|s| s.stmt.as_ref())
+            .and_then(|n| n.node.as_ref())
+        else {
+            self.problem(format!("view {} is not a SELECT", view.qualified_name()));
+            return base;
+        };
+        // A view body resolves names as it was stored (fully qualified by
+        // the catalog loader), and does not see the caller's CTEs.
+        let saved_path = std::mem::replace(&mut self.search_path, vec!["pg_catalog".into()]);
+        let saved_ctes = std::mem::take(&mut self.ctes);
+        self.views.push(view.oid);
+        let outputs = self.select(sel, None);
+        self.views.pop();
+        self.ctes = saved_ctes;
+        self.search_path = saved_path;
+        let mut columns = outputs;
+        // The view's own column names win over the body's output names.
+        for (c, vc) in columns.iter_mut().zip(&view.columns) {
+            c.name = vc.name.clone();
+        }
+        RangeEntry { columns, ..base }
+    }
+
+    /// Walks a SELECT (or VALUES, or a set operation) and returns its output
+    /// columns with their lineage; nothing is marked as output here, the
+    /// caller decides how the outputs are used.
+    pub fn select(&mut self, s: &pb::SelectStmt, parent: Option<&Scope<'_>>) -> Vec<ScopeColumn> {
+        if !self.enter() {
+            return Vec::new();
+        }
+        let pushed = self.with_clause(s.with_clause.as_ref(), parent);
+        let out = self.select_body(s, parent);
+        self.ctes.truncate(self.ctes.len() - pushed);
+        self.leave();
+        out
+    }
+
+    fn select_body(&mut self, s: &pb::SelectStmt, parent: Option<&Scope<'_>>) -> Vec<ScopeColumn> {
+        let op = pb::SetOperation::try_from(s.op).unwrap_or(pb::SetOperation::SetopNone);
+        if !matches!(
+            op,
+            pb::SetOperation::SetopNone | pb::SetOperation::Undefined
+        ) {
+            let left = s
+                .larg
+                .as_deref()
+                .map(|l| self.select(l, parent))
+                .unwrap_or_default();
+            let right = s
+                .rarg
+                .as_deref()
+                .map(|r| self.select(r, parent))
+                .unwrap_or_default();
+            let mut out = left;
+            for (o, r) in out.iter_mut().zip(right) {
+                merge(&mut o.lineage, r.lineage);
+            }
+            // ORDER BY / LIMIT of a set operation refer to its output names.
+            let scope = Scope {
+                entries: vec![RangeEntry {
+                    columns: out.clone(),
+                    ..Default::default()
+                }],
+                parent,
+            };
+            self.sort_and_limit(s, &scope, &out);
+            return out;
+        }
+        if !s.values_lists.is_empty() {
+            let scope = Scope::child(parent);
+            let mut out: Vec<ScopeColumn> = Vec::new();
+            for row in &s.values_lists {
+                let items: &[pb::Node] = match row.node.as_ref() {
+                    Some(NodeEnum::List(l)) => &l.items,
+                    _ => std::slice::from_ref(row),
+                };
+                for (i, item) in items.iter().enumerate() {
+                    let l = self.expr(item, &scope);
+                    if out.len() <= i {
+                        out.push(ScopeColumn {
+                            name: format!("column{}", i + 1),
+                            lineage: Vec::new(),
+                        });
+                    }
+                    merge(&mut out[i].lineage, l);
+                }
+            }
+            self.sort_and_limit(s, &scope, &out);
+            return out;
+        }
+
+        let mut scope = Scope::child(parent);
+        for item in &s.from_clause {
+            self.range_item(item, &mut scope);
+        }
+        // SELECT INTO writes a new table: handled by the statement level.
+        let mut out = Vec::new();
+        for t in &s.target_list {
+            let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() else {
+                continue;
+            };
+            self.target(rt, &scope, &mut out);
+        }
+        if let Some(w) = &s.where_clause {
+            let l = self.expr(w, &scope);
+            self.mark(&l, Usage::Filter);
+        }
+        for g in &s.group_clause {
+            let l = self.group_expr(g, &scope, &out);
+            self.mark(&l, Usage::Filter);
+        }
+        if let Some(h) = &s.having_clause {
+            let l = self.expr(h, &scope);
+            self.mark(&l, Usage::Filter);
+        }
+        for w in &s.window_clause {
+            if let Some(NodeEnum::WindowDef(wd)) = w.node.as_ref() {
+                self.window(wd, &scope);
+            }
+        }
+        for d in &s.distinct_clause {
+            let l = self.group_expr(d, &scope, &out);
+            self.mark(&l, Usage::Filter);
+        }
+        self.sort_and_limit(s, &scope, &out);
+        out
+    }
+
+    /// ORDER BY, LIMIT, OFFSET: they decide which rows come back.
+    fn sort_and_limit(&mut self, s: &pb::SelectStmt, scope: &Scope<'_>, out: &[ScopeColumn]) {
+        for sb in &s.sort_clause {
+            if let Some(NodeEnum::SortBy(sb)) = sb.node.as_ref() {
+                if let Some(n) = &sb.node {
+                    let l = self.group_expr(n, scope, out);
+                    self.mark(&l, Usage::Filter);
+                }
+            }
+        }
+        for n in [&s.limit_count, &s.limit_offset].into_iter().flatten() {
+            let l = self.expr(n, scope);
+            self.mark(&l, Usage::Filter);
+        }
+    }
+
+    /// A GROUP BY / ORDER BY / DISTINCT ON item: an output column name or
+    /// position, or an expression over the FROM items.
+    fn group_expr(&mut self, n: &pb::Node, scope: &Scope<'_>, out: &[ScopeColumn]) -> Lineage {
+        match n.node.as_ref() {
+            Some(NodeEnum::AConst(c)) => {
+                if let Some(pb::a_const::Val::Ival(i)) = &c.val {
+                    let pos = i.ival as usize;
+                    if pos >= 1 && pos <= out.len() {
+                        return out[pos - 1].lineage.clone();
+                    }
+                }
+                Vec::new()
+            }
+            Some(NodeEnum::ColumnRef(cr)) if cr.fields.len() == 1 => {
+                let name = str_of(&cr.fields[0]).unwrap_or_default();
+                // Input columns win over output names in GROUP BY; either way
+                // the conservative answer is both when both exist.
+                let mut l = scope.unqualified(name).unwrap_or_default();
+                if let Some(o) = out.iter().find(|o| o.name == name) {
+                    merge(&mut l, o.lineage.clone());
+                }
+                if l.is_empty()
+                    && scope.unqualified(name).is_none()
+                    && !out.iter().any(|o| o.name == name)
+                {
+                    return self.expr(n, scope);
+                }
+                l
+            }
+            Some(NodeEnum::GroupingSet(gs)) => {
+                let mut l = Vec::new();
+                for c in &gs.content {
+                    merge(&mut l, self.group_expr(c, scope, out));
+                }
+                l
+            }
+            Some(NodeEnum::List(list)) => {
+                let mut l = Vec::new();
+                for c in &list.items {
+                    merge(&mut l, self.group_expr(c, scope, out));
+                }
+                l
+            }
+            _ => self.expr(n, scope),
+        }
+    }
+
+    fn window(&mut self, wd: &pb::WindowDef, scope: &Scope<'_>) {
+        for n in wd.partition_clause.iter() {
+            let l = self.expr(n, scope);
+            self.mark(&l, Usage::Filter);
+        }
+        for sb in &wd.order_clause {
+            if let Some(NodeEnum::SortBy(sb)) = sb.node.as_ref() {
+                if let Some(n) = &sb.node {
+                    let l = self.expr(n, scope);
+                    self.mark(&l, Usage::Filter);
+                }
+            }
+        }
+        for n in [&wd.start_offset, &wd.end_offset].into_iter().flatten() {
+            let l = self.expr(n, scope);
+            self.mark(&l, Usage::Filter);
+        }
+    }
+
+    /// One select-list item, `*` and `t.*` expanded.
+    fn target(&mut self, rt: &pb::ResTarget, scope: &Scope<'_>, out: &mut Vec<ScopeColumn>) {
+        let Some(val) = rt.val.as_deref() else {
+            return;
+        };
+        if let Some(NodeEnum::ColumnRef(cr)) = val.node.as_ref() {
+            if matches!(
+                cr.fields.last().and_then(|f| f.node.as_ref()),
+                Some(NodeEnum::AStar(_))
+            ) {
+                let quals = names(&cr.fields);
+                let entries: Vec<&RangeEntry> = match quals.as_slice() {
+                    [] => scope.entries.iter().collect(),
+                    [t] => scope.entry(None, t).into_iter().collect(),
+                    [s, t] | [_, s, t] => scope.entry(Some(s), t).into_iter().collect(),
+                    _ => Vec::new(),
+                };
+                if entries.is_empty() {
+                    self.problem(format!("cannot expand {}.*", quals.join(".")));
+                }
+                for e in entries {
+                    if e.open || e.open_rel.is_some() {
+                        out.push(ScopeColumn {
+                            name: "?column?".into(),
+                            lineage: e.whole_row(),
+                        });
+                    }
+                    out.extend(e.columns.iter().cloned());
+                }
+                return;
+            }
+        }
+        let lineage = self.expr(val, scope);
+        let name = if rt.name.is_empty() {
+            figure_colname(val)
+        } else {
+            rt.name.clone()
+        };
+        out.push(ScopeColumn { name, lineage });
+    }
+
+    /// Processes a WITH clause, making its CTEs visible; returns how many
+    /// were pushed (to pop after the query).
+    pub fn with_clause(&mut self, w: Option<&pb::WithClause>, parent: Option<&Scope<'_>>) -> usize {
+        let Some(w) = w else { return 0 };
+        let start = self.ctes.len();
+        let ctes: Vec<&pb::CommonTableExpr> = w
+            .ctes
+            .iter()
+            .filter_map(|c| match c.node.as_ref() {
+                Some(NodeEnum::CommonTableExpr(c)) => Some(c.as_ref()),
+                _ => None,
+            })
+            .collect();
+        if w.recursive {
+            for c in &ctes {
+                self.ctes.push(Cte {
+                    name: c.ctename.clone(),
+                    columns: Vec::new(),
+                    open: Some(Vec::new()),
+                });
+            }
+            // Lineage flows around the recursion one step per pass.
+            for _ in 0..4 {
+                let mut changed = false;
+                for (i, c) in ctes.iter().enumerate() {
+                    let cols = self.cte_query(c, parent);
+                    let slot = &mut self.ctes[start + i];
+                    let before: usize = slot.columns.iter().map(|c| c.lineage.len()).sum();
+                    let mut merged = cols;
+                    for (m, old) in merged.iter_mut().zip(&slot.columns) {
+                        merge(&mut m.lineage, old.lineage.clone());
+                    }
+                    let after: usize = merged.iter().map(|c| c.lineage.len()).sum();
+                    changed |= after != before || slot.open.is_some();
+                    slot.columns = merged;
+                    slot.open = None;
+                }
+                if !changed {
+                    break;
+                }
+            }
+        } else {
+            for c in ctes {
+                let columns = self.cte_query(c, parent);
+                self.ctes.push(Cte {
+                    name: c.ctename.clone(),
+                    columns,
+                    open: None,
+                });
+            }
+        }
+        self.ctes.len() - start
+    }
+
+    fn cte_query(
+        &mut self,
+        c: &pb::CommonTableExpr,
+        parent: Option<&Scope<'_>>,
+    ) -> Vec<ScopeColumn> {
+        let Some(q) = c.ctequery.as_deref() else {
+            return Vec::new();
+        };
+        let mut cols = match q.node.as_ref() {
+            Some(NodeEnum::SelectStmt(s)) => self.select(s, parent),
+            Some(other) => super::statement::dml_returning(self, other, parent),
+            None => Vec::new(),
+        };
+        for (col, alias) in cols.iter_mut().zip(names(&c.aliascolnames)) {
+            col.name = alias.to_owned();
+        }
+        cols
+    }
+
+    /// Pops the CTEs a WITH clause pushed.
+    pub fn pop_ctes(&mut self, n: usize) {
+        self.ctes.truncate(self.ctes.len() - n);
+    }
+
+    fn cte(&self, name: &str) -> Option<RangeEntry> {
+        let c = self.ctes.iter().rev().find(|c| c.name == name)?;
+        Some(RangeEntry {
+            refname: Some(c.name.clone()),
+            columns: c.columns.clone(),
+            open: c.open.is_some(),
+            open_lineage: c.open.clone().unwrap_or_default(),
+            ..Default::default()
+        })
+    }
+
+    /// Adds the entries of one FROM item to `scope`.
+    pub fn range_item(&mut self, item: &pb::Node, scope: &mut Scope<'_>) {
+        if !self.enter() {
+            return;
+        }
+        match item.node.as_ref() {
+            Some(NodeEnum::RangeVar(rv)) => {
+                let entry = match (rv.schemaname.is_empty(), self.cte(&rv.relname)) {
+                    (true, Some(mut e)) => {
+                        if let Some(a) = &rv.alias {
+                            apply_alias(&mut e, a);
+                        }
+                        e
+                    }
+                    _ => self.relation_entry(rv),
+                };
+                scope.entries.push(entry);
+            }
+            Some(NodeEnum::RangeSubselect(rs)) => {
+                let cols = match rs.subquery.as_deref().and_then(|n| n.node.as_ref()) {
+                    Some(NodeEnum::SelectStmt(s)) => {
+                        if rs.lateral {
+                            let lateral = Scope {
+                                entries: scope.entries.clone(),
+                                parent: scope.parent,
+                            };
+                            self.select(s, Some(&lateral))
+                        } else {
+                            self.select(s, scope.parent)
+                        }
+                    }
+                    _ => {
+                        self.problem("unsupported subquery in FROM");
+                        Vec::new()
+                    }
+                };
+                let mut e = RangeEntry {
+                    columns: cols,
+                    ..Default::default()
+                };
+                if let Some(a) = &rs.alias {
+                    apply_alias(&mut e, a);
+                }
+                scope.entries.push(e);
+            }
+            Some(NodeEnum::JoinExpr(j)) => self.join(j, scope),
+            Some(NodeEnum::RangeFunction(rf)) => {
+                // Functions in FROM see the items before them (implicit LATERAL).
+                let lateral = Scope {
+                    entries: scope.entries.clone(),
+                    parent: scope.parent,
+                };
+                let mut lineage = Vec::new();
+                for f in &rf.functions {
+                    let first = match f.node.as_ref() {
+                        Some(NodeEnum::List(l)) => l.items.first(),
+                        _ => Some(f),
+                    };
+                    if let Some(call) = first {
+                        merge(&mut lineage, self.expr(call, &lateral));
+                    }
+                }
+                let mut e = RangeEntry {
+                    open: true,
+                    open_lineage: lineage.clone(),
+                    ..Default::default()
+                };
+                // A named function result exposes its alias as a column too.
+                if let Some(a) = &rf.alias {
+                    apply_alias(&mut e, a);
+                    e.columns.push(ScopeColumn {
+                        name: a.aliasname.clone(),
+                        lineage,
+                    });
+                } else if let Some(name) = rf.functions.first().and_then(function_name) {
+                    e.refname = Some(name.clone());
+                    e.columns.push(ScopeColumn { name, lineage });
+                }
+                scope.entries.push(e);
+            }
+            Some(NodeEnum::RangeTableSample(ts)) => {
+                if let Some(rel) = ts.relation.as_deref() {
+                    self.range_item(rel, scope);
+                }
+                for a in ts.args.iter().chain(ts.repeatable.as_deref()) {
+                    let l = self.expr(a, scope);
+                    self.mark(&l, Usage::Filter);
+                }
+            }
+            Some(NodeEnum::RangeTableFunc(tf)) => {
+                let lateral = Scope {
+                    entries: scope.entries.clone(),
+                    parent: scope.parent,
+                };
+                let mut lineage = Vec::new();
+                for n in [&tf.docexpr, &tf.rowexpr].into_iter().flatten() {
+                    merge(&mut lineage, self.expr(n, &lateral));
+                }
+                let mut e = RangeEntry {
+                    open: true,
+                    open_lineage: lineage,
+                    ..Default::default()
+                };
+                if let Some(a) = &tf.alias {
+                    apply_alias(&mut e, a);
+                }
+                scope.entries.push(e);
+            }
+            Some(NodeEnum::JsonTable(jt)) => {
+                let lateral = Scope {
+                    entries: scope.entries.clone(),
+                    parent: scope.parent,
+                };
+                let mut lineage = Vec::new();
+                if let Some(ci) = jt
+                    .context_item
+                    .as_deref()
+                    .and_then(|c| c.raw_expr.as_deref())
+                {
+                    merge(&mut lineage, self.expr(ci, &lateral));
+                }
+                let mut e = RangeEntry {
+                    open: true,
+                    open_lineage: lineage,
+                    ..Default::default()
+                };
+                if let Some(a) = &jt.alias {
+                    apply_alias(&mut e, a);
+                }
+                scope.entries.push(e);
+            }
+            _ => self.problem("unsupported FROM item"),
+        }
+        self.leave();
+    }
+
+    fn join(&mut self, j: &pb::JoinExpr, scope: &mut Scope<'_>) {
+        let before = scope.entries.len();
+        if let Some(l) = j.larg.as_deref() {
+            self.range_item(l, scope);
+        }
+        let mid = scope.entries.len();
+        if let Some(r) = j.rarg.as_deref() {
+            self.range_item(r, scope);
+        }
+        let left: Vec<RangeEntry> = scope.entries[before..mid].to_vec();
+        let right: Vec<RangeEntry> = scope.entries[mid..].to_vec();
+        let mut using: Vec<String> = names(&j.using_clause)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if j.is_natural {
+            for e in &left {
+                for c in &e.columns {
+                    if right
+                        .iter()
+                        .any(|r| r.columns.iter().any(|rc| rc.name == c.name))
+                        && !using.contains(&c.name)
+                    {
+                        using.push(c.name.clone());
+                    }
+                }
+            }
+        }
+        let mut merged_cols = Vec::new();
+        for name in &using {
+            let mut l = Vec::new();
+            for e in left.iter().chain(&right) {
+                if let Some(c) = e.column(name) {
+                    merge(&mut l, c);
+                }
+            }
+            self.mark(&l, Usage::Filter);
+            merged_cols.push(ScopeColumn {
+                name: name.clone(),
+                lineage: l,
+            });
+        }
+        if let Some(q) = j.quals.as_deref() {
+            let l = self.expr(q, scope);
+            self.mark(&l, Usage::Filter);
+        }
+        // USING columns are visible unqualified once, with both sides' lineage.
+        if !merged_cols.is_empty() {
+            scope.entries.push(RangeEntry {
+                refname: j.join_using_alias.as_ref().map(|a| a.aliasname.clone()),
+                columns: merged_cols,
+                ..Default::default()
+            });
+        }
+        if let Some(a) = &j.alias {
+            let mut all = Vec::new();
+            for e in &scope.entries[before..] {
+                all.extend(e.columns.iter().cloned());
+            }
+            let mut e = RangeEntry {
+                columns: all,
+                ..Default::default()
+            };
+            apply_alias(&mut e, a);
+            scope.entries.push(e);
+        }
+    }
+
+    /// The lineage of an expression's value; filters inside it (subquery
+    /// WHERE clauses, aggregate FILTER, window clauses) are marked on the way.
+    pub fn expr(&mut self, n: &pb::Node, scope: &Scope<'_>) -> Lineage {
+        let Some(node) = n.node.as_ref() else {
+            return Vec::new();
+        };
+        if !self.enter() {
+            return Vec::new();
+        }
+        let out = self.expr_inner(node, scope);
+        self.leave();
+        out
+    }
+
+    fn exprs(&mut self, list: &[pb::Node], scope: &Scope<'_>) -> Lineage {
+        let mut out = Vec::new();
+        for n in list {
+            merge(&mut out, self.expr(n, scope));
+        }
+        out
+    }
+
+    fn opt(&mut self, n: &Option<Box<pb::Node>>, scope: &Scope<'_>) -> Lineage {
+        n.as_deref()
+            .map(|n| self.expr(n, scope))
+            .unwrap_or_default()
+    }
+
+    fn expr_inner(&mut self, node: &NodeEnum, scope: &Scope<'_>) -> Lineage {
+        match node {
+            NodeEnum::ColumnRef(cr) => self.column_ref(cr, scope),
+            NodeEnum::AConst(_) | NodeEnum::ParamRef(_) | NodeEnum::SqlvalueFunction(_) => {
+                Vec::new()
+            }
+            NodeEnum::SetToDefault(_) | NodeEnum::CurrentOfExpr(_) => Vec::new(),
+            NodeEnum::TypeCast(t) => self.opt(&t.arg, scope),
+            NodeEnum::CollateClause(c) => self.opt(&c.arg, scope),
+            NodeEnum::AExpr(a) => {
+                let mut l = self.opt(&a.lexpr, scope);
+                merge(&mut l, self.opt(&a.rexpr, scope));
+                l
+            }
+            NodeEnum::BoolExpr(b) => self.exprs(&b.args, scope),
+            NodeEnum::NullTest(t) => self.opt(&t.arg, scope),
+            NodeEnum::BooleanTest(t) => self.opt(&t.arg, scope),
+            NodeEnum::List(l) => self.exprs(&l.items, scope),
+            NodeEnum::RowExpr(r) => self.exprs(&r.args, scope),
+            NodeEnum::AArrayExpr(a) => self.exprs(&a.elements, scope),
+            NodeEnum::CoalesceExpr(c) => self.exprs(&c.args, scope),
+            NodeEnum::MinMaxExpr(m) => self.exprs(&m.args, scope),
+            NodeEnum::GroupingFunc(g) => self.exprs(&g.args, scope),
+            NodeEnum::NamedArgExpr(a) => self.opt(&a.arg, scope),
+            NodeEnum::XmlExpr(x) => {
+                let mut l = self.exprs(&x.args, scope);
+                merge(&mut l, self.exprs(&x.named_args, scope));
+                l
+            }
+            NodeEnum::XmlSerialize(x) => self.opt(&x.expr, scope),
+            NodeEnum::ResTarget(r) => self.opt(&r.val, scope),
+            NodeEnum::CaseExpr(c) => {
+                let mut l = self.opt(&c.arg, scope);
+                for w in &c.args {
+                    if let Some(NodeEnum::CaseWhen(w)) = w.node.as_ref() {
+                        merge(&mut l, self.opt(&w.expr, scope));
+                        merge(&mut l, self.opt(&w.result, scope));
+                    }
+                }
+                merge(&mut l, self.opt(&c.defresult, scope));
+                l
+            }
+            NodeEnum::AIndirection(ind) => {
+                let mut l = self.opt(&ind.arg, scope);
+                for i in &ind.indirection {
+                    if let Some(NodeEnum::AIndices(ix)) = i.node.as_ref() {
+                        let mut f = self.opt(&ix.lidx, scope);
+                        merge(&mut f, self.opt(&ix.uidx, scope));
+                        merge(&mut l, f);
+                    }
+                }
+                l
+            }
+            NodeEnum::FuncCall(f) => self.func_call(f, scope),
+            NodeEnum::SubLink(s) => self.sublink(s, scope),
+            NodeEnum::MultiAssignRef(m) => self.opt(&m.source, scope),
+            NodeEnum::SelectStmt(s) => {
+                let cols = self.select(s, Some(scope));
+                let mut l = Vec::new();
+                for c in cols {
+                    merge(&mut l, c.lineage);
+                }
+                l
+            }
+            other => self.generic_expr(other, scope),
+        }
+    }
+
+    /// Expression nodes without a dedicated case (JSON and XML constructors,
+    /// ...): every column inside counts as a value; a subquery inside
+    /// cannot be placed in a scope, so the analysis is marked incomplete.
+    fn generic_expr(&mut self, node: &NodeEnum, scope: &Scope<'_>) -> Lineage {
+        let mut l = Vec::new();
+        for (child, _, _, _) in node.nodes() {
+            match child {
+                pg_query::NodeRef::ColumnRef(cr) => merge(&mut l, self.column_ref(cr, scope)),
+                pg_query::NodeRef::SelectStmt(_) => {
+                    self.problem("subquery inside an unsupported expression");
+                }
+                pg_query::NodeRef::FuncCall(f) => {
+                    let _ = self.function_kind(f);
+                }
+                _ => {}
+            }
+        }
+        l
+    }
+
+    fn sublink(&mut self, s: &pb::SubLink, scope: &Scope<'_>) -> Lineage {
+        let cols = match s.subselect.as_deref().and_then(|n| n.node.as_ref()) {
+            Some(NodeEnum::SelectStmt(sel)) => self.select(sel, Some(scope)),
+            _ => Vec::new(),
+        };
+        let mut inner = Vec::new();
+        for c in cols {
+            merge(&mut inner, c.lineage);
+        }
+        match SubLinkType::try_from(s.sub_link_type).unwrap_or(SubLinkType::Undefined) {
+            // EXISTS only tells whether rows exist: its select list is a filter.
+            SubLinkType::ExistsSublink => {
+                self.mark(&inner, Usage::Filter);
+                Vec::new()
+            }
+            SubLinkType::AnySublink | SubLinkType::AllSublink | SubLinkType::RowcompareSublink => {
+                let mut l = self.opt(&s.testexpr, scope);
+                merge(&mut l, inner);
+                l
+            }
+            _ => inner,
+        }
+    }
+
+    fn column_ref(&mut self, cr: &pb::ColumnRef, scope: &Scope<'_>) -> Lineage {
+        let star = matches!(
+            cr.fields.last().and_then(|f| f.node.as_ref()),
+            Some(NodeEnum::AStar(_))
+        );
+        let parts = names(&cr.fields);
+        if star {
+            return match parts.as_slice() {
+                [] => {
+                    let mut l = Vec::new();
+                    for e in &scope.entries {
+                        merge(&mut l, e.whole_row());
+                    }
+                    l
+                }
+                [t] => self.entry_row(scope, None, t),
+                [s, t] | [_, s, t] => self.entry_row(scope, Some(s), t),
+                _ => self.unresolved(&parts),
+            };
+        }
+        match parts.as_slice() {
+            [c] => {
+                if let Some(l) = scope.unqualified(c) {
+                    return l;
+                }
+                // Not a column: a whole-row reference to a FROM item (`SELECT e FROM emp e`).
+                if let Some(e) = scope.entry(None, c) {
+                    return e.whole_row();
+                }
+                self.unresolved(&parts)
+            }
+            [t, c] => {
+                if let Some(e) = scope.entry(None, t) {
+                    if let Some(l) = e.column(c) {
+                        return l;
+                    }
+                }
+                // `composite_column.field`.
+                if let Some(l) = scope.unqualified(t) {
+                    return l;
+                }
+                self.unresolved(&parts)
+            }
+            [s, t, c] | [_, s, t, c] => {
+                if let Some(e) = scope.entry(Some(s), t) {
+                    if let Some(l) = e.column(c) {
+                        return l;
+                    }
+                }
+                // `table.composite_column.field`.
+                if let Some(e) = scope.entry(None, s) {
+                    if let Some(l) = e.column(t) {
+                        return l;
+                    }
+                }
+                self.unresolved(&parts)
+            }
+            _ => self.unresolved(&parts),
+        }
+    }
+
+    fn entry_row(&mut self, scope: &Scope<'_>, schema: Option<&str>, t: &str) -> Lineage {
+        match scope.entry(schema, t) {
+            Some(e) => e.whole_row(),
+            None => self.unresolved(&[t, "*"]),
+        }
+    }
+
+    fn unresolved(&mut self, parts: &[&str]) -> Lineage {
+        self.problem(format!("column \"{}\" does not exist", parts.join(".")));
+        Vec::new()
+    }
+
+    fn func_call(&mut self, f: &pb::FuncCall, scope: &Scope<'_>) -> Lineage {
+        let args = self.exprs(&f.args, scope);
+        // Aggregate ORDER BY and FILTER, and window clauses, pick rows.
+        for sb in &f.agg_order {
+            if let Some(NodeEnum::SortBy(sb)) = sb.node.as_ref() {
+                let l = self.opt(&sb.node, scope);
+                self.mark(&l, Usage::Filter);
+            }
+        }
+        let filter = self.opt(&f.agg_filter, scope);
+        self.mark(&filter, Usage::Filter);
+        if let Some(w) = f.over.as_deref() {
+            self.window(w, scope);
+        }
+        if self.function_kind(f) == FunctionKind::Opaque {
+            let columns = args
+                .iter()
+                .filter_map(|c| {
+                    self.accesses
+                        .get(c.rel)
+                        .map(|a| format!("{}.{}", a.relation, c.col))
+                })
+                .collect();
+            let function = names(&f.funcname).join(".");
+            let call = OpaqueCall { function, columns };
+            if !self.opaque.contains(&call) {
+                self.opaque.push(call);
+            }
+        }
+        args
+    }
+
+    /// Whether a function is a built-in whose result derives only from its
+    /// arguments, or code the walker cannot see into.
+    fn function_kind(&mut self, f: &pb::FuncCall) -> FunctionKind {
+        let parts = names(&f.funcname);
+        let (schema, name) = match parts.as_slice() {
+            [n] => (None, *n),
+            [s, n] => (Some(*s), *n),
+            [_, s, n] => (Some(*s), *n),
+            _ => return FunctionKind::Opaque,
+        };
+        let catalog = self.catalog;
+        let in_catalog = |s: &str| !catalog.functions_in(s, name).is_empty();
+        let found = match schema {
+            Some(s) => in_catalog(s).then_some(s.to_owned()),
+            None => std::iter::once("pg_catalog")
+                .chain(self.search_path.iter().map(String::as_str))
+                .find(|s| in_catalog(s))
+                .map(str::to_owned),
+        };
+        match found.as_deref() {
+            Some("pg_catalog") if !OPAQUE_BUILTINS.contains(&name) => FunctionKind::Builtin,
+            // Without a loaded function list, well-known built-ins still count as such.
+            None if catalog.functions.is_empty()
+                && schema.is_none()
+                && !OPAQUE_BUILTINS.contains(&name) =>
+            {
+                FunctionKind::Builtin
+            }
+            _ => FunctionKind::Opaque,
+        }
+    }
+}
+
+/// How the walker treats a function call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FunctionKind {
+    Builtin,
+    Opaque,
+}
+
+/// What a relation name resolved to.
+pub enum Resolved<'a> {
+    /// A catalog relation.
+    Relation(&'a Relation),
+    /// A temporary relation of this session (columns not in the snapshot).
+    Temp,
+    /// Nothing by that name.
+    Missing,
+}
+
+/// Applies `AS alias (c1, c2, ...)` to an entry.
+fn apply_alias(e: &mut RangeEntry, a: &pb::Alias) {
+    e.refname = Some(a.aliasname.clone());
+    e.schema = None;
+    for (c, name) in e.columns.iter_mut().zip(names(&a.colnames)) {
+        c.name = name.to_owned();
+    }
+}
+
+fn function_name(f: &pb::Node) -> Option<String> {
+    let call = match f.node.as_ref()? {
+        NodeEnum::List(l) => l.items.first()?,
+        _ => f,
+    };
+    match call.node.as_ref()? {
+        NodeEnum::FuncCall(fc) => names(&fc.funcname).last().map(|s| (*s).to_owned()),
+        _ => None,
+    }
+}
+
+/// The output column name PostgreSQL gives an unnamed select-list item
+/// (FigureColname).
+pub fn figure_colname(n: &pb::Node) -> String {
+    match n.node.as_ref() {
+        Some(NodeEnum::ColumnRef(cr)) => names(&cr.fields)
+            .last()
+            .map_or_else(|| "?column?".to_owned(), |s| (*s).to_owned()),
+        Some(NodeEnum::FuncCall(f)) => names(&f.funcname)
+            .last()
+            .map_or_else(|| "?column?".to_owned(), |s| (*s).to_owned()),
+        Some(NodeEnum::TypeCast(t)) => {
+            let inner = t.arg.as_deref().map(figure_colname).unwrap_or_default();
+            if inner != "?column?" && !inner.is_empty() {
+                inner
+            } else {
+                t.type_name
+                    .as_ref()
+                    .and_then(|tn| names(&tn.names).last().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "?column?".to_owned())
+            }
+        }
+        Some(NodeEnum::AIndirection(ind)) => ind
+            .indirection
+            .iter()
+            .rev()
+            .find_map(|i| str_of(i).map(str::to_owned))
+            .or_else(|| ind.arg.as_deref().map(figure_colname))
+            .unwrap_or_else(|| "?column?".to_owned()),
+        Some(NodeEnum::CaseExpr(_)) => "case".into(),
+        Some(NodeEnum::CoalesceExpr(_)) => "coalesce".into(),
+        Some(NodeEnum::RowExpr(_)) => "row".into(),
+        Some(NodeEnum::AArrayExpr(_)) => "array".into(),
+        Some(NodeEnum::SubLink(s)) => match SubLinkType::try_from(s.sub_link_type) {
+            Ok(SubLinkType::ExistsSublink) => "exists".into(),
+            Ok(SubLinkType::ArraySublink) => "array".into(),
+            Ok(SubLinkType::ExprSublink) | Ok(SubLinkType::MultiexprSublink) => {
+                match s.subselect.as_deref().and_then(|n| n.node.as_ref()) {
+                    Some(NodeEnum::SelectStmt(sel)) => sel
+                        .target_list
+                        .first()
+                        .and_then(|t| match t.node.as_ref() {
+                            Some(NodeEnum::ResTarget(rt)) if !rt.name.is_empty() => {
+                                Some(rt.name.clone())
+                            }
+                            Some(NodeEnum::ResTarget(rt)) => rt.val.as_deref().map(figure_colname),
+                            _ => None,
+                        })
+                        .unwrap_or_else(|| "?column?".to_owned()),
+                    _ => "?column?".into(),
+                }
+            }
+            _ => "?column?".into(),
+        },
+        Some(NodeEnum::MinMaxExpr(m)) => {
+            if m.op == 1 {
+                "greatest".into()
+            } else {
+                "least".into()
+            }
+        }
+        Some(NodeEnum::SqlvalueFunction(f)) => {
+            use pb::SqlValueFunctionOp as Op;
+            match Op::try_from(f.op).unwrap_or(Op::SqlvalueFunctionOpUndefined) {
+                Op::SvfopCurrentDate => "current_date",
+                Op::SvfopCurrentTime | Op::SvfopCurrentTimeN => "current_time",
+                Op::SvfopCurrentTimestamp | Op::SvfopCurrentTimestampN => "current_timestamp",
+                Op::SvfopLocaltime | Op::SvfopLocaltimeN => "localtime",
+                Op::SvfopLocaltimestamp | Op::SvfopLocaltimestampN => "localtimestamp",
+                Op::SvfopCurrentRole => "current_role",
+                Op::SvfopCurrentUser => "current_user",
+                Op::SvfopUser => "user",
+                Op::SvfopSessionUser => "session_user",
+                Op::SvfopCurrentCatalog => "current_catalog",
+                Op::SvfopCurrentSchema => "current_schema",
+                Op::SqlvalueFunctionOpUndefined => "?column?",
+            }
+            .into()
+        }
+        Some(NodeEnum::XmlExpr(x)) => {
+            use pb::XmlExprOp as Op;
+            match Op::try_from(x.op).unwrap_or(Op::Undefined) {
+                Op::IsXmlconcat => "xmlconcat",
+                Op::IsXmlelement => "xmlelement",
+                Op::IsXmlforest => "xmlforest",
+                Op::IsXmlparse => "xmlparse",
+                Op::IsXmlpi => "xmlpi",
+                Op::IsXmlroot => "xmlroot",
+                Op::IsXmlserialize => "xmlserialize",
+                Op::IsDocument | Op::Undefined => "?column?",
+            }
+            .into()
+        }
+        Some(NodeEnum::XmlSerialize(_)) => "xmlserialize".into(),
+        Some(NodeEnum::GroupingFunc(_)) => "grouping".into(),
+        _ => "?column?".into(),
+    }
+}

@@ -1,0 +1,396 @@
+//! The audit writer: sessions put records on a bounded queue; one task takes
+//! them in batches and hands each batch to the blocking pool, which
+//! serializes it and writes it with one write. Sessions therefore never
+//! serialize or touch a file; a full queue either makes them wait
+//! (`on_full = "block"`) or drops and counts (`"drop_and_count"`).
+
+use super::record::AuditRecord;
+use super::sink::Sink;
+use super::AuditError;
+use crate::config::{AuditConfig, AuditOnFull};
+use crate::metrics::Metrics;
+use prometheus::{IntCounter, IntGauge};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Most records serialized and written at once (bounds the batch's memory).
+const MAX_BATCH: usize = 4096;
+/// A batch this large is written at once; a smaller one waits for more.
+const TARGET_BATCH: usize = 512;
+/// Longest a record waits for its batch to fill before it is written.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// First pause after a failed write; doubles up to [`MAX_RETRY_DELAY`].
+const RETRY_DELAY: Duration = Duration::from_millis(100);
+/// Longest pause between retries of a failing sink.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// Unwritten bytes above which the writer stops taking records, so a dead
+/// disk turns into backpressure (or counted drops) instead of memory growth.
+const PENDING_LIMIT: usize = 8 << 20;
+/// Failed writes tolerated while shutting down before giving up.
+const SHUTDOWN_RETRIES: u32 = 3;
+/// At most one "records dropped" warning per this many milliseconds.
+const DROP_WARN_INTERVAL_MS: u64 = 10_000;
+
+/// Starts the audit trail.
+#[derive(Debug)]
+pub struct AuditLog;
+
+impl AuditLog {
+    /// Opens the sink and spawns the writer task on the current runtime.
+    /// Without `config.path` the handle is a no-op and the task does nothing.
+    pub fn start(
+        config: &AuditConfig,
+        metrics: &Metrics,
+    ) -> Result<(AuditHandle, AuditTask), AuditError> {
+        Self::start_gated(config, metrics, None)
+    }
+
+    /// [`AuditLog::start`] with a gate that holds the writer while it reads
+    /// `true` (tests use it to fill the queue).
+    pub(crate) fn start_gated(
+        config: &AuditConfig,
+        metrics: &Metrics,
+        gate: Option<watch::Receiver<bool>>,
+    ) -> Result<(AuditHandle, AuditTask), AuditError> {
+        let Some(path) = &config.path else {
+            return Ok((AuditHandle::disabled(), AuditTask { running: None }));
+        };
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
+        let sink = Sink::open(path, config.max_file_size, config.keep_files).map_err(|source| {
+            AuditError::Open {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        // tokio panics on a zero capacity; validation refuses it, this is belt and braces.
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let shared = Arc::new(Shared {
+            tx,
+            on_full: config.on_full,
+            log_full_text: config.log_full_text,
+            dropped: metrics.audit_dropped.clone(),
+            epoch: std::time::Instant::now(),
+            next_warn_ms: AtomicU64::new(0),
+        });
+        let stop = CancellationToken::new();
+        let writer = Writer {
+            sink,
+            batch: Vec::with_capacity(TARGET_BATCH),
+            pending: Vec::new(),
+            pending_records: 0,
+        };
+        let counters = Counters {
+            records: metrics.audit_records.clone(),
+            dropped: metrics.audit_dropped.clone(),
+            queue: metrics.audit_queue.clone(),
+            write_errors: metrics.audit_write_errors.clone(),
+        };
+        let join = runtime.spawn(run(rx, writer, stop.clone(), counters, gate));
+        Ok((
+            AuditHandle {
+                shared: Some(shared),
+            },
+            AuditTask {
+                running: Some((join, stop)),
+            },
+        ))
+    }
+}
+
+/// What every handle shares.
+#[derive(Debug)]
+struct Shared {
+    tx: mpsc::Sender<AuditRecord>,
+    on_full: AuditOnFull,
+    log_full_text: bool,
+    dropped: IntCounter,
+    epoch: std::time::Instant,
+    /// Milliseconds after `epoch` before which no drop warning is logged.
+    next_warn_ms: AtomicU64,
+}
+
+impl Shared {
+    fn dropped_one(&self, why: &'static str) {
+        self.dropped.inc();
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let next = self.next_warn_ms.load(Ordering::Relaxed);
+        if now >= next
+            && self
+                .next_warn_ms
+                .compare_exchange(
+                    next,
+                    now + DROP_WARN_INTERVAL_MS,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+        {
+            tracing::warn!(
+                dropped_total = self.dropped.get(),
+                "audit records dropped: the audit queue is {why}"
+            );
+        }
+    }
+}
+
+/// Sends records to the writer; cheap to clone, one per session.
+#[derive(Debug, Clone, Default)]
+pub struct AuditHandle {
+    /// None when auditing is off.
+    shared: Option<Arc<Shared>>,
+}
+
+impl AuditHandle {
+    /// A handle that discards everything (auditing off).
+    pub fn disabled() -> Self {
+        Self { shared: None }
+    }
+
+    /// Whether records are kept; when false, do not bother building them.
+    pub fn is_enabled(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Whether `full_text` is written; when false, do not bother filling it.
+    pub fn log_full_text(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.log_full_text)
+    }
+
+    /// Queues a record. With `on_full = "block"` this waits while the queue
+    /// is full; with `"drop_and_count"` it never waits. A record sent after
+    /// shutdown is dropped and counted.
+    pub async fn send(&self, record: impl Into<AuditRecord>) {
+        let Some(s) = &self.shared else { return };
+        let mut record = record.into();
+        if !s.log_full_text {
+            record.strip_full_text();
+        }
+        match s.on_full {
+            AuditOnFull::Block => {
+                if s.tx.send(record).await.is_err() {
+                    s.dropped_one("closed");
+                }
+            }
+            AuditOnFull::DropAndCount => match s.tx.try_send(record) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => s.dropped_one("full"),
+                Err(TrySendError::Closed(_)) => s.dropped_one("closed"),
+            },
+        }
+    }
+}
+
+/// The running writer; [`AuditTask::shutdown`] drains it.
+#[derive(Debug)]
+pub struct AuditTask {
+    running: Option<(JoinHandle<()>, CancellationToken)>,
+}
+
+impl AuditTask {
+    /// Closes the queue, writes every record already queued, fsyncs, and
+    /// returns once done. Records sent afterwards are dropped and counted, so
+    /// call it after the sessions have ended.
+    pub async fn shutdown(self) {
+        let Some((join, stop)) = self.running else {
+            return;
+        };
+        stop.cancel();
+        if let Err(e) = join.await {
+            tracing::error!(error = %e, "audit writer task failed");
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Counters {
+    records: IntCounter,
+    dropped: IntCounter,
+    queue: IntGauge,
+    write_errors: IntCounter,
+}
+
+/// State moved to the blocking pool for each batch and back.
+struct Writer {
+    sink: Sink,
+    batch: Vec<AuditRecord>,
+    /// Serialized lines not yet written (a failed write leaves them here).
+    pending: Vec<u8>,
+    /// Records in `pending`, counted as written once it empties.
+    pending_records: u64,
+}
+
+impl Writer {
+    /// Serializes the batch after what is pending and writes it all; returns
+    /// the records now on the sink.
+    fn write(&mut self) -> io::Result<u64> {
+        for record in self.batch.drain(..) {
+            let mark = self.pending.len();
+            match serde_json::to_writer(&mut self.pending, &record) {
+                Ok(()) => {
+                    self.pending.push(b'\n');
+                    self.pending_records += 1;
+                }
+                Err(e) => {
+                    // Cannot happen with these types; keep the log well-formed if it does.
+                    self.pending.truncate(mark);
+                    tracing::error!(error = %e, "audit record could not be serialized");
+                }
+            }
+        }
+        self.sink.write_pending(&mut self.pending)?;
+        if self.pending.capacity() > PENDING_LIMIT {
+            self.pending = Vec::new();
+        }
+        Ok(std::mem::take(&mut self.pending_records))
+    }
+}
+
+/// The writer task: gather a batch, write it on the blocking pool, repeat;
+/// on stop (or when every handle is gone) drain the queue, fsync and end.
+async fn run(
+    mut rx: mpsc::Receiver<AuditRecord>,
+    mut writer: Writer,
+    stop: CancellationToken,
+    counters: Counters,
+    mut gate: Option<watch::Receiver<bool>>,
+) {
+    let mut closing = false;
+    let mut failures = 0u32;
+    loop {
+        if let Some(g) = gate.as_mut() {
+            // A dropped gate sender just opens the gate.
+            let _ = g.wait_for(|paused| !*paused).await;
+        }
+        if !closing && writer.pending.len() < PENDING_LIMIT {
+            closing = gather(
+                &mut rx,
+                &mut writer.batch,
+                &stop,
+                !writer.pending.is_empty(),
+            )
+            .await;
+        }
+        if closing {
+            // Once closed (or without senders) this returns what is queued without waiting.
+            let room = MAX_BATCH.saturating_sub(writer.batch.len());
+            if room > 0 {
+                rx.recv_many(&mut writer.batch, room).await;
+            }
+        }
+        counters
+            .queue
+            .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+        if writer.batch.is_empty() && writer.pending.is_empty() {
+            if closing {
+                break;
+            }
+            continue;
+        }
+        let (back, result) = match tokio::task::spawn_blocking(move || {
+            let r = writer.write();
+            (writer, r)
+        })
+        .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "audit writer failed; queued audit records are lost");
+                counters.dropped.inc_by(rx.len() as u64);
+                return;
+            }
+        };
+        writer = back;
+        match result {
+            Ok(n) => {
+                counters.records.inc_by(n);
+                failures = 0;
+            }
+            Err(e) => {
+                failures += 1;
+                counters.write_errors.inc();
+                tracing::error!(error = %e, unwritten_bytes = writer.pending.len(),
+                    "audit log write failed; retrying");
+                if closing && failures >= SHUTDOWN_RETRIES {
+                    let lost = writer.pending_records + rx.len() as u64;
+                    counters.dropped.inc_by(lost);
+                    tracing::error!(
+                        records = lost,
+                        "audit log still failing at shutdown; records lost"
+                    );
+                    return;
+                }
+                let delay = RETRY_DELAY
+                    .saturating_mul(1 << failures.min(6))
+                    .min(MAX_RETRY_DELAY);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.cancelled(), if !closing => {
+                        rx.close();
+                        closing = true;
+                    }
+                }
+            }
+        }
+    }
+    counters.queue.set(0);
+    let synced = tokio::task::spawn_blocking(move || writer.sink.sync()).await;
+    match synced {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "audit log fsync failed"),
+        Err(e) => tracing::error!(error = %e, "audit log fsync task failed"),
+    }
+}
+
+/// Collects records into `batch` until it reaches [`TARGET_BATCH`] or the
+/// first record has waited [`FLUSH_INTERVAL`]; with bytes already pending
+/// (a failed write to retry) it takes only what is queued. Returns true
+/// when the queue is closing.
+async fn gather(
+    rx: &mut mpsc::Receiver<AuditRecord>,
+    batch: &mut Vec<AuditRecord>,
+    stop: &CancellationToken,
+    retrying: bool,
+) -> bool {
+    if retrying {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+        if stop.is_cancelled() {
+            rx.close();
+            return true;
+        }
+        return false;
+    }
+    let mut deadline: Option<Instant> = None;
+    while batch.len() < TARGET_BATCH {
+        let room = MAX_BATCH - batch.len();
+        // The sleep is built even when disabled; a far deadline keeps it harmless.
+        let until = deadline.unwrap_or_else(|| Instant::now() + FLUSH_INTERVAL);
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => {
+                rx.close();
+                return true;
+            }
+            n = rx.recv_many(batch, room) => {
+                if n == 0 {
+                    return true;
+                }
+                deadline.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
+            }
+            _ = tokio::time::sleep_until(until), if deadline.is_some() => return false,
+        }
+    }
+    false
+}
