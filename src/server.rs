@@ -89,15 +89,88 @@ impl Server {
     }
 }
 
+/// Session threads, each running a single-threaded event loop. A session
+/// lives on one thread for its whole life, so a round trip never hops
+/// between threads (no cross-thread wake-ups), as in PgBouncer's design but
+/// on every core.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    next: usize,
+    // Dropping the senders stops the threads' event loops.
+    _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Workers {
+    fn start(count: usize) -> std::io::Result<Self> {
+        let count = if count == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            count
+        };
+        let mut handles = Vec::with_capacity(count);
+        let mut stop = Vec::with_capacity(count);
+        for i in 0..count {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            handles.push(rt.handle().clone());
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            stop.push(tx);
+            std::thread::Builder::new()
+                .name(format!("pgwarden-worker-{i}"))
+                .spawn(move || {
+                    rt.block_on(async {
+                        let _ = rx.await;
+                    });
+                })?;
+        }
+        Ok(Self {
+            handles,
+            next: 0,
+            _stop: stop,
+        })
+    }
+
+    fn pick(&mut self) -> &tokio::runtime::Handle {
+        let h = &self.handles[self.next % self.handles.len()];
+        self.next = self.next.wrapping_add(1);
+        h
+    }
+}
+
 async fn accept_loop(ctx: Arc<Context>, listener: TcpListener) {
     let tracker = TaskTracker::new();
+    let mut workers = match Workers::start(ctx.config.load().proxy.workers) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start worker threads; serving on the main runtime");
+            None
+        }
+    };
     let mut shutdown = ctx.shutdown.subscribe();
     loop {
         tokio::select! {
             _ = async { let _ = shutdown.wait_for(|p| *p != Phase::Running).await; } => break,
             accepted = listener.accept() => match accepted {
                 Ok((tcp, peer)) => {
-                    tracker.spawn(client::serve(ctx.clone(), tcp, peer));
+                    let ctx = ctx.clone();
+                    match (workers.as_mut(), tcp.into_std()) {
+                        (Some(w), Ok(std_tcp)) => {
+                            // The socket moves to the worker's own event loop.
+                            w.pick().spawn(tracker.track_future(async move {
+                                match tokio::net::TcpStream::from_std(std_tcp) {
+                                    Ok(tcp) => client::serve(ctx, tcp, peer).await,
+                                    Err(e) => tracing::warn!(%peer, error = %e, "cannot register connection"),
+                                }
+                            }));
+                        }
+                        (_, Ok(std_tcp)) => {
+                            if let Ok(tcp) = tokio::net::TcpStream::from_std(std_tcp) {
+                                tracker.spawn(client::serve(ctx, tcp, peer));
+                            }
+                        }
+                        (_, Err(e)) => tracing::warn!(%peer, error = %e, "accepted connection unusable"),
+                    }
                 }
                 Err(e) => {
                     // Usually EMFILE: back off instead of spinning.
@@ -124,5 +197,6 @@ async fn accept_loop(ctx: Arc<Context>, listener: TcpListener) {
         let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
     }
     ctx.shutdown.advance(Phase::Closing);
+    drop(workers);
     tracing::info!("pgwarden stopped");
 }

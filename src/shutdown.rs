@@ -1,5 +1,10 @@
-//! Shutdown phases, broadcast to every task through a watch channel.
+//! Shutdown phases. The listener and admin tasks wait on a watch channel;
+//! sessions read an atomic on every turn (no lock on the message path) and
+//! are woken through their own registered waker when the phase changes.
 
+use atomic_waker::AtomicWaker;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use tokio::sync::watch;
 
 /// Where the process is in its life.
@@ -13,24 +18,38 @@ pub enum Phase {
     Closing,
 }
 
-/// The sending side, owned by the shared context.
+impl Phase {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Running,
+            1 => Self::Draining,
+            _ => Self::Closing,
+        }
+    }
+}
+
+/// The shutdown signal, owned by the shared context.
 #[derive(Debug)]
 pub struct Shutdown {
     tx: watch::Sender<Phase>,
+    phase: AtomicU8,
+    sessions: Mutex<Vec<Weak<AtomicWaker>>>,
 }
 
 impl Default for Shutdown {
     fn default() -> Self {
         Self {
             tx: watch::channel(Phase::Running).0,
+            phase: AtomicU8::new(0),
+            sessions: Mutex::new(Vec::new()),
         }
     }
 }
 
 impl Shutdown {
-    /// Moves to `phase` unless already past it.
+    /// Moves to `phase` unless already past it, and wakes every session.
     pub fn advance(&self, phase: Phase) {
-        self.tx.send_if_modified(|p| {
+        let moved = self.tx.send_if_modified(|p| {
             if *p < phase {
                 *p = phase;
                 true
@@ -38,15 +57,34 @@ impl Shutdown {
                 false
             }
         });
+        if moved {
+            self.phase.store(phase as u8, Ordering::Release);
+            let sessions = self.sessions.lock().map(|s| s.clone()).unwrap_or_default();
+            for w in sessions.iter().filter_map(Weak::upgrade) {
+                w.wake();
+            }
+        }
     }
 
-    /// The current phase.
+    /// The current phase (one atomic load).
     pub fn phase(&self) -> Phase {
-        *self.tx.borrow()
+        Phase::from_u8(self.phase.load(Ordering::Acquire))
     }
 
     /// A receiver that wakes on every phase change.
     pub fn subscribe(&self) -> watch::Receiver<Phase> {
         self.tx.subscribe()
+    }
+
+    /// A waker slot for one session: woken on every phase change.
+    pub fn register_session(&self) -> Arc<AtomicWaker> {
+        let w = Arc::new(AtomicWaker::new());
+        if let Ok(mut list) = self.sessions.lock() {
+            if list.len() >= 64 && list.len().is_power_of_two() {
+                list.retain(|w| w.strong_count() > 0);
+            }
+            list.push(Arc::downgrade(&w));
+        }
+        w
     }
 }

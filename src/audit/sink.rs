@@ -146,12 +146,9 @@ impl FileSink {
     /// `audit.log.{k}` → `.{k+1}` (the oldest is overwritten), `audit.log` →
     /// `.1`, then a fresh `audit.log`.
     fn rotate(&mut self) -> io::Result<()> {
-        if let Some(f) = &self.file {
-            // The rotated file is final: make it durable before renaming it.
-            if let Err(e) = f.sync_data() {
-                tracing::warn!(path = %self.path.display(), error = %e, "audit log fsync before rotation failed");
-            }
-        }
+        // No fsync here: forcing 100 MiB to disk would stall the writer for
+        // as long as the disk takes, and an appended log is no more at risk
+        // after a rename than before it; the kernel writes it back as usual.
         let numbered = |k: u32| {
             let mut p = self.path.clone().into_os_string();
             p.push(format!(".{k}"));

@@ -449,3 +449,77 @@ async fn audit_open_error_names_the_path() {
         "{e}"
     );
 }
+
+#[test]
+fn audit_deploy_example_parses_with_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/pgwarden.toml");
+    let c = crate::config::load_file(&path).unwrap();
+    let d = AuditConfig::default();
+    assert_eq!(c.audit.path, None);
+    assert_eq!(
+        (
+            c.audit.max_file_size,
+            c.audit.keep_files,
+            c.audit.queue_capacity
+        ),
+        (d.max_file_size, d.keep_files, d.queue_capacity)
+    );
+    assert_eq!(c.audit.on_full, AuditOnFull::Block);
+    assert!(!c.audit.log_full_text);
+}
+
+#[test]
+#[ignore = "prints the example records of docs/audit-records.md"]
+fn audit_print_doc_examples() {
+    let mut a = (*select_analysis()).clone();
+    a.kind = StatementKind::Update;
+    a.command = "UPDATE".into();
+    a.accesses = vec![access("salaries", &[], &["employee_id"], &["amount"])];
+    a.opaque_calls.clear();
+    a.normalized = Arc::from("UPDATE hr.salaries SET amount = amount * $1 WHERE employee_id = $2");
+    a.fingerprint = Arc::from("5be1d0c2a9f37e64");
+    let mut ctx = (*session(7)).clone();
+    ctx.effective_user = Some(Arc::from("payroll_admin"));
+    let mut r = StatementRecord::new(Arc::new(ctx), Arc::new(a));
+    r.timestamp = UNIX_EPOCH + Duration::from_micros(1_760_000_000_654_321);
+    r.duration = Duration::from_micros(420);
+    r.set_rows_from_tag("UPDATE 1");
+    r.policy = Some(PolicyRecord {
+        action: Some("allow".into()),
+        rule: Some("payroll-writes".into()),
+        columns: vec![],
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&AuditRecord::from(statement(7))).unwrap()
+    );
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&AuditRecord::from(r)).unwrap()
+    );
+    let mut c = ConnectionRecord::new(
+        session(7),
+        ConnectionEvent::Disconnect(SessionTotals {
+            statements: 42,
+            rows: 1337,
+            bytes_in: 9_876,
+            bytes_out: 1_234_567,
+            duration: Duration::from_millis(83_250),
+        }),
+    );
+    c.timestamp = UNIX_EPOCH + Duration::from_micros(1_760_000_083_904_571);
+    println!("{}", serde_json::to_string(&AuditRecord::from(c)).unwrap());
+    let mut c = ConnectionRecord::new(
+        Arc::new(SessionContext {
+            user: Arc::from("mallory"),
+            database: Arc::from("hr"),
+            ..SessionContext::connecting(8, "203.0.113.9:40022".parse().unwrap(), true)
+        }),
+        ConnectionEvent::LoginFailed(ErrorInfo::new(
+            "28P01",
+            "password authentication failed for user \"mallory\"",
+        )),
+    );
+    c.timestamp = UNIX_EPOCH + Duration::from_micros(1_760_000_090_000_001);
+    println!("{}", serde_json::to_string(&AuditRecord::from(c)).unwrap());
+}

@@ -45,6 +45,9 @@ pub struct ProxyConfig {
     pub shutdown_grace: HumanDuration,
     /// Largest message accepted from either side, in bytes. Default 256 MiB.
     pub max_message_size: usize,
+    /// Threads relaying sessions, each with its own event loop; 0 means one
+    /// per CPU. Default 0.
+    pub workers: usize,
 }
 
 impl Default for ProxyConfig {
@@ -55,6 +58,7 @@ impl Default for ProxyConfig {
             startup_timeout: HumanDuration::from_secs(10),
             shutdown_grace: HumanDuration::from_secs(30),
             max_message_size: 256 * 1024 * 1024,
+            workers: 0,
         }
     }
 }

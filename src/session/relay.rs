@@ -17,6 +17,7 @@ use crate::protocol::backend::{self as be, error_response, parameter_status, Tra
 use crate::protocol::{codes, frontend, Frame, FrameHeader, ProtocolError};
 use crate::shutdown::Phase;
 use crate::upstream::Upstream;
+use atomic_waker::AtomicWaker;
 use bytes::{Buf, BytesMut};
 use std::future::poll_fn;
 use std::io;
@@ -25,7 +26,6 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 
 /// Stop reading a side while this much is queued toward the other side.
 const HIGH_WATER: usize = 256 * 1024;
@@ -34,15 +34,6 @@ const HIGH_WATER: usize = 256 * 1024;
 const SHRINK_ABOVE: usize = 256 * 1024;
 /// Time allowed to deliver final messages when a session ends.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
-
-/// What woke the relay.
-enum Event {
-    ClientData,
-    ServerData,
-    ClientClosed(Option<io::Error>),
-    ServerClosed(Option<io::Error>),
-    Wrote,
-}
 
 /// How the session ends.
 enum End {
@@ -210,67 +201,43 @@ impl Session {
             backend_pid = self.info.backend_pid,
             "session started"
         );
-        let mut rx = self.ctx.shutdown.subscribe();
-        let mut phase = *rx.borrow_and_update();
-        // One long-lived wait for the next phase: re-creating it every turn
-        // would take the watch channel's lock on every message.
-        let mut next_phase = watch_phase(rx);
+        let waker = self.ctx.shutdown.register_session();
+        let mut seen = Phase::Running;
         let end = loop {
-            if phase != Phase::Running {
-                if let Some(end) = self.on_shutdown(phase).await {
-                    break end;
+            let stop = poll_fn(|cx| self.pump(cx, &waker, seen)).await;
+            let end = match stop {
+                Stop::Phase(phase) => {
+                    seen = phase;
+                    match self.on_shutdown(phase).await {
+                        Some(end) => end,
+                        None => continue,
+                    }
                 }
-            }
-            let event = tokio::select! {
-                biased;
-                ev = poll_fn(|cx| self.poll_io(cx)) => ev,
-                (p, rx) = &mut next_phase => {
-                    phase = p;
-                    next_phase = watch_phase(rx);
-                    continue;
+                Stop::Idle => {
+                    self.close_for_shutdown().await;
+                    End::Shutdown
                 }
-            };
-            let step = match event {
-                Ok(Event::ClientData) => self.on_client_data(),
-                Ok(Event::ServerData) => self.on_server_data(),
-                Ok(Event::Wrote) => Ok(None),
-                Ok(Event::ClientClosed(e)) => {
+                Stop::Terminated => {
+                    self.finish().await;
+                    End::Client
+                }
+                Stop::Protocol(e) => self.on_protocol_error(e).await,
+                Stop::ClientGone(e) => {
                     if let Some(e) = e {
                         tracing::debug!(error = %e, "client connection error");
                     }
                     self.on_client_gone().await;
-                    break End::Client;
+                    End::Client
                 }
-                Ok(Event::ServerClosed(e)) => {
+                Stop::ServerGone(e) => {
                     if let Some(e) = e {
                         tracing::debug!(error = %e, "server connection error");
                     }
                     self.on_server_gone().await;
-                    break End::Server;
-                }
-                Err(SideError::Client(e)) => {
-                    tracing::debug!(error = %e, "client write failed");
-                    self.on_client_gone().await;
-                    break End::Client;
-                }
-                Err(SideError::Server(e)) => {
-                    tracing::debug!(error = %e, "server write failed");
-                    self.on_server_gone().await;
-                    break End::Server;
+                    End::Server
                 }
             };
-            match step {
-                Ok(None) => {}
-                Ok(Some(end)) => {
-                    self.finish().await;
-                    break end;
-                }
-                Err(e) => break self.on_protocol_error(e).await,
-            }
-            if self.draining && self.is_idle() {
-                self.close_for_shutdown().await;
-                break End::Shutdown;
-            }
+            break end;
         };
         self.flush_stats();
         let how = match end {
@@ -290,69 +257,86 @@ impl Session {
     }
 }
 
-type PhaseWait = Pin<Box<dyn std::future::Future<Output = (Phase, watch::Receiver<Phase>)> + Send>>;
-
-/// Resolves with the next shutdown phase (never, if the sender is gone).
-fn watch_phase(mut rx: watch::Receiver<Phase>) -> PhaseWait {
-    Box::pin(async move {
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-        let p = *rx.borrow_and_update();
-        (p, rx)
-    })
-}
-
-/// A write failed on one side.
-enum SideError {
-    Client(io::Error),
-    Server(io::Error),
+/// Why the pump stopped.
+enum Stop {
+    /// The shutdown phase changed.
+    Phase(Phase),
+    /// Draining and the session just became idle.
+    Idle,
+    /// The client sent Terminate (already queued to the server).
+    Terminated,
+    /// A peer broke the protocol.
+    Protocol(ProtocolError),
+    /// The client closed or failed.
+    ClientGone(Option<io::Error>),
+    /// PostgreSQL closed or failed.
+    ServerGone(Option<io::Error>),
 }
 
 impl Session {
-    /// One non-blocking turn: write queues, then read whichever side is ready.
-    fn poll_io(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Event, SideError>> {
-        let mut wrote = self
-            .server
-            .poll_write_queue(cx, &mut self.held)
-            .map_err(SideError::Server)?;
-        wrote |= self
-            .client
-            .poll_write_queue(cx, &mut self.held)
-            .map_err(SideError::Client)?;
-        if self.statement_done && self.client.wbuf.is_empty() {
-            self.statement_done = false;
-            self.ctx.metrics.proxy_time.observe(self.held.as_secs_f64());
-            self.held = Duration::ZERO;
+    /// Moves bytes both ways until nothing can move (Pending) or something
+    /// ends the relay. Reading, framing, handling and writing all happen in
+    /// one poll, so a round trip costs one wake-up per direction.
+    fn pump(&mut self, cx: &mut TaskContext<'_>, waker: &AtomicWaker, seen: Phase) -> Poll<Stop> {
+        waker.register(cx.waker());
+        let phase = self.ctx.shutdown.phase();
+        if phase != seen {
+            return Poll::Ready(Stop::Phase(phase));
         }
-
-        self.client_first = !self.client_first;
-        for client_turn in [self.client_first, !self.client_first] {
-            if client_turn {
-                // Backpressure: do not read more than the other side can take.
-                if self.server.wbuf.len() < HIGH_WATER {
-                    if let Poll::Ready(r) = self.client.poll_fill(cx, self.max_message) {
-                        return Poll::Ready(Ok(match r {
-                            Ok(0) => Event::ClientClosed(None),
-                            Ok(_) => Event::ClientData,
-                            Err(e) => Event::ClientClosed(Some(e)),
-                        }));
-                    }
-                }
-            } else if self.client.wbuf.len() < HIGH_WATER {
-                if let Poll::Ready(r) = self.server.poll_fill(cx, self.max_message) {
-                    return Poll::Ready(Ok(match r {
-                        Ok(0) => Event::ServerClosed(None),
-                        Ok(_) => Event::ServerData,
-                        Err(e) => Event::ServerClosed(Some(e)),
-                    }));
+        loop {
+            let mut progress = match self.server.poll_write_queue(cx, &mut self.held) {
+                Ok(p) => p,
+                Err(e) => return Poll::Ready(Stop::ServerGone(Some(e))),
+            };
+            progress |= match self.client.poll_write_queue(cx, &mut self.held) {
+                Ok(p) => p,
+                Err(e) => return Poll::Ready(Stop::ClientGone(Some(e))),
+            };
+            if self.statement_done && self.client.wbuf.is_empty() {
+                self.statement_done = false;
+                self.ctx.metrics.proxy_time.observe(self.held.as_secs_f64());
+                self.held = Duration::ZERO;
+                if self.draining && self.is_idle() {
+                    return Poll::Ready(Stop::Idle);
                 }
             }
+
+            self.client_first = !self.client_first;
+            for client_turn in [self.client_first, !self.client_first] {
+                if client_turn {
+                    // Backpressure: do not read more than the other side can take.
+                    if self.server.wbuf.len() >= HIGH_WATER {
+                        continue;
+                    }
+                    match self.client.poll_fill(cx, self.max_message) {
+                        Poll::Ready(Ok(0)) => return Poll::Ready(Stop::ClientGone(None)),
+                        Poll::Ready(Ok(_)) => match self.on_client_data() {
+                            Ok(None) => progress = true,
+                            Ok(Some(_)) => return Poll::Ready(Stop::Terminated),
+                            Err(e) => return Poll::Ready(Stop::Protocol(e)),
+                        },
+                        Poll::Ready(Err(e)) => return Poll::Ready(Stop::ClientGone(Some(e))),
+                        Poll::Pending => {}
+                    }
+                } else {
+                    if self.client.wbuf.len() >= HIGH_WATER {
+                        continue;
+                    }
+                    match self.server.poll_fill(cx, self.max_message) {
+                        Poll::Ready(Ok(0)) => return Poll::Ready(Stop::ServerGone(None)),
+                        Poll::Ready(Ok(_)) => match self.on_server_data() {
+                            Ok(_) => progress = true,
+                            Err(e) => return Poll::Ready(Stop::Protocol(e)),
+                        },
+                        Poll::Ready(Err(e)) => return Poll::Ready(Stop::ServerGone(Some(e))),
+                        Poll::Pending => {}
+                    }
+                }
+            }
+            if !progress {
+                return Poll::Pending;
+            }
         }
-        if wrote {
-            return Poll::Ready(Ok(Event::Wrote));
-        }
-        Poll::Pending
     }
 
     /// Frames and handles every complete client message that has arrived.
