@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pgwarden::analyse::{Analysis, OpaqueCall, RelationAccess, RelationName, StatementKind};
-use pgwarden::audit::{AuditLog, SessionContext, StatementRecord};
+use pgwarden::audit::{AuditLog, AuditRecord, SessionContext, StatementRecord};
 use pgwarden::config::AuditConfig;
 use pgwarden::metrics::Metrics;
 use std::sync::Arc;
@@ -63,32 +63,41 @@ fn analysis() -> Arc<Analysis> {
     })
 }
 
-/// Queues `n` records and shuts the writer down; returns the elapsed time.
-fn run(rt: &tokio::runtime::Runtime, n: u64) -> Duration {
+fn session() -> Arc<SessionContext> {
+    Arc::new(SessionContext {
+        backend_pid: Some(31_337),
+        user: Arc::from("hr_analyst"),
+        database: Arc::from("hr"),
+        application_name: Arc::from("payroll-report"),
+        ..SessionContext::connecting(1, "10.20.30.40:50123".parse().expect("addr"), true)
+    })
+}
+
+fn record(session: &Arc<SessionContext>, analysis: &Arc<Analysis>, i: u64) -> StatementRecord {
+    let mut r = StatementRecord::new(session.clone(), analysis.clone());
+    r.duration = Duration::from_micros(850 + i % 100);
+    r.bytes_returned = 4_096;
+    r.rows_returned = Some(25);
+    r
+}
+
+/// Queues `n` records and shuts the writer down; returns the elapsed time
+/// and the bytes written.
+fn run(rt: &tokio::runtime::Runtime, n: u64) -> (Duration, u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = AuditConfig {
         path: Some(dir.path().join("audit.log")),
         ..AuditConfig::default()
     };
     let analysis = analysis();
-    let session = Arc::new(SessionContext {
-        backend_pid: Some(31_337),
-        user: Arc::from("hr_analyst"),
-        database: Arc::from("hr"),
-        application_name: Arc::from("payroll-report"),
-        ..SessionContext::connecting(1, "10.20.30.40:50123".parse().expect("addr"), true)
-    });
-    rt.block_on(async move {
+    let session = session();
+    let elapsed = rt.block_on(async move {
         let metrics = Metrics::new();
         let (handle, task) = AuditLog::start(&config, &metrics).expect("audit log");
         let start = Instant::now();
         let sender = tokio::spawn(async move {
             for i in 0..n {
-                let mut r = StatementRecord::new(session.clone(), analysis.clone());
-                r.duration = Duration::from_micros(850 + i % 100);
-                r.bytes_returned = 4_096;
-                r.rows_returned = Some(25);
-                handle.send(r).await;
+                handle.send(record(&session, &analysis, i)).await;
             }
         });
         sender.await.expect("sender");
@@ -96,7 +105,13 @@ fn run(rt: &tokio::runtime::Runtime, n: u64) -> Duration {
         let elapsed = start.elapsed();
         assert_eq!(metrics.audit_records.get(), n);
         elapsed
-    })
+    });
+    let bytes = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    (elapsed, bytes)
 }
 
 fn bench(c: &mut Criterion) {
@@ -107,18 +122,31 @@ fn bench(c: &mut Criterion) {
         .expect("runtime");
     // One plain figure first, easy to quote.
     let n = 500_000;
-    let t = run(&rt, n);
+    let (t, bytes) = run(&rt, n);
     println!(
-        "audit writer: {n} records in {:.2?} = {:.0} records/s",
+        "audit writer: {n} records of {} bytes in {:.2?} = {:.0} records/s ({:.0} MB/s)",
+        bytes / n,
         t,
-        n as f64 / t.as_secs_f64()
+        n as f64 / t.as_secs_f64(),
+        bytes as f64 / t.as_secs_f64() / 1e6
     );
     let mut g = c.benchmark_group("audit_writer");
     g.throughput(Throughput::Elements(1));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
     g.bench_function("statement_records_to_file", |b| {
-        b.iter_custom(|iters| run(&rt, iters))
+        b.iter_custom(|iters| run(&rt, iters).0)
+    });
+    // The CPU part alone: what one core can format, without the file.
+    let (session, analysis) = (session(), analysis());
+    let mut buf = Vec::with_capacity(4096);
+    g.bench_function("serialize_only", |b| {
+        b.iter(|| {
+            buf.clear();
+            let r = AuditRecord::from(record(&session, &analysis, 1));
+            serde_json::to_writer(&mut buf, &r).expect("serialize");
+            std::hint::black_box(&buf);
+        })
     });
     g.finish();
 }

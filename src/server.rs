@@ -28,6 +28,9 @@ pub enum StartError {
     /// TLS material is unusable.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The audit log could not be opened.
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 /// A running proxy.
@@ -39,6 +42,7 @@ pub struct Server {
     /// Where `/metrics` is served, when enabled.
     pub metrics_addr: Option<SocketAddr>,
     accept: JoinHandle<()>,
+    audit_task: crate::audit::AuditTask,
 }
 
 impl Server {
@@ -46,7 +50,9 @@ impl Server {
     pub async fn start(config: Config) -> Result<Self, StartError> {
         let listen = config.proxy.listen.clone();
         let metrics_listen = config.metrics.listen.clone();
-        let ctx = Context::new(config)?;
+        let metrics = crate::metrics::Metrics::new();
+        let (audit, audit_task) = crate::audit::AuditLog::start(&config.audit, &metrics)?;
+        let ctx = Context::new(config, metrics, audit)?;
         let listener = TcpListener::bind(&listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -75,6 +81,7 @@ impl Server {
             local_addr,
             metrics_addr,
             accept,
+            audit_task,
         })
     }
 
@@ -83,9 +90,12 @@ impl Server {
         self.ctx.shutdown.advance(Phase::Draining);
     }
 
-    /// Waits until every session has ended after shutdown.
+    /// Waits until every session has ended after shutdown, then flushes
+    /// every queued audit record.
     pub async fn wait(self) {
         let _ = self.accept.await;
+        self.audit_task.shutdown().await;
+        self.ctx.catalogs.shutdown();
     }
 }
 

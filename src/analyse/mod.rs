@@ -178,6 +178,8 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
         Err(e) => return vec![Arc::new(unanalysed(sql, view, e.to_string()))],
     };
     let mut out = Vec::with_capacity(parsed.stmts.len());
+    // Later statements of one text see what earlier ones set up.
+    let mut view = std::borrow::Cow::Borrowed(view);
     for raw in &parsed.stmts {
         let text = statement_text(sql, raw.stmt_location, raw.stmt_len);
         let Some(node) = raw.stmt.as_ref().and_then(|n| n.node.as_ref()) else {
@@ -185,6 +187,15 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
         };
         let mut w = walker::Walker::new(catalog, &view.search_path, &view.temp_relations);
         let facts = statement::walk(&mut w, node);
+        for e in &facts.effects {
+            match e {
+                SessionEffect::SearchPath { value: Some(v), .. } => {
+                    view.to_mut().search_path = v.clone()
+                }
+                SessionEffect::TempRelation(t) => view.to_mut().temp_relations.push(t.clone()),
+                _ => {}
+            }
+        }
         let normalized: Arc<str> = lexer::normalize(text, scs)
             .unwrap_or_else(|_| text.to_owned())
             .into();

@@ -50,6 +50,9 @@ pub struct RangeEntry {
     /// For a relation whose columns are unknown (a temp table created in
     /// this session): any name resolves to that column of this access.
     pub open_rel: Option<usize>,
+    /// System columns (ctid, xmin, ...): resolvable by name, never part of
+    /// `*` or the whole row.
+    pub hidden: Vec<ScopeColumn>,
 }
 
 impl RangeEntry {
@@ -61,7 +64,12 @@ impl RangeEntry {
 
     /// Lineage of a named column, if this entry has it.
     pub fn column(&self, name: &str) -> Option<Lineage> {
-        if let Some(c) = self.columns.iter().find(|c| c.name == name) {
+        if let Some(c) = self
+            .columns
+            .iter()
+            .chain(&self.hidden)
+            .find(|c| c.name == name)
+        {
             return Some(c.lineage.clone());
         }
         if let Some(rel) = self.open_rel {
@@ -112,7 +120,7 @@ impl<'p> Scope<'p> {
         let mut found: Option<Lineage> = None;
         // Exact columns win over open entries at the same level.
         for e in &self.entries {
-            if let Some(c) = e.columns.iter().find(|c| c.name == name) {
+            if let Some(c) = e.columns.iter().chain(&e.hidden).find(|c| c.name == name) {
                 let f = found.get_or_insert_with(Vec::new);
                 // An ambiguous name makes PostgreSQL fail; keeping every
                 // candidate is the conservative record.

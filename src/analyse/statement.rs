@@ -459,6 +459,11 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
                     }
                 }
             }
+            if t.behavior == pb::DropBehavior::DropCascade as i32 {
+                // Tables referencing these through foreign keys are emptied
+                // too; the catalog snapshot does not know which.
+                w.problem("TRUNCATE ... CASCADE also empties referencing tables");
+            }
             kind(&mut f, StatementKind::Truncate, "TRUNCATE");
         }
         NodeEnum::CreateTableAsStmt(c) => {
@@ -518,13 +523,24 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
         NodeEnum::ExplainStmt(e) => {
             // EXPLAIN ANALYZE runs the statement; plain EXPLAIN only plans it.
             // Either way no row reaches the client: its reads act as filters.
+            let analyze = e.options.iter().any(|o| {
+                matches!(o.node.as_ref(), Some(NodeEnum::DefElem(d)) if d.defname == "analyze"
+                    && !matches!(d.arg.as_deref().and_then(|a| a.node.as_ref()),
+                        Some(NodeEnum::String(v)) if v.sval == "false" || v.sval == "off"))
+            });
             if let Some(q) = e.query.as_deref().and_then(|q| q.node.as_ref()) {
                 let inner = walk(w, q);
                 for a in &mut w.accesses {
                     let out = std::mem::take(&mut a.output);
                     a.filter.extend(out);
+                    if !analyze {
+                        a.written.clear();
+                        a.deletes_rows = false;
+                    }
                 }
-                f.effects = inner.effects;
+                if analyze {
+                    f.effects = inner.effects;
+                }
             }
             kind(&mut f, StatementKind::Other, "EXPLAIN");
         }

@@ -663,3 +663,15 @@ fn cache_ignores_literals_but_not_catalog_version_or_path() {
         .cached("SET search_path = 'public'", &v, 3)
         .is_none());
 }
+
+#[test]
+fn set_operations_other_than_union_read_the_right_side_as_filter() {
+    check(
+        "SELECT id FROM employees EXCEPT SELECT employee_id FROM health_records",
+        &["hr.employees o=id", "hr.health_records f=employee_id"],
+    );
+    check(
+        "SELECT id FROM employees INTERSECT SELECT employee_id FROM salaries",
+        &["hr.employees o=id", "hr.salaries f=employee_id"],
+    );
+}

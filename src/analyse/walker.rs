@@ -52,6 +52,9 @@ const OPAQUE_BUILTINS: &[&str] = &[
     "loread",
 ];
 
+/// Columns every table has besides its own (PostgreSQL's system columns).
+const SYSTEM_COLUMNS: &[&str] = &["ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"];
+
 /// A visible common table expression.
 #[derive(Debug, Clone)]
 struct Cte {
@@ -65,7 +68,7 @@ struct Cte {
 pub struct Walker<'a> {
     catalog: &'a Catalog,
     search_path: Vec<String>,
-    temp_relations: &'a [String],
+    temp_relations: Vec<String>,
     /// Relations touched, in first-seen order.
     pub accesses: Vec<RelationAccess>,
     index: HashMap<(String, String), usize>,
@@ -92,11 +95,11 @@ fn names(list: &[pb::Node]) -> Vec<&str> {
 impl<'a> Walker<'a> {
     /// A walker resolving unqualified names through `search_path` (schemas,
     /// already expanded) and the session's temporary relations.
-    pub fn new(catalog: &'a Catalog, search_path: &[String], temp_relations: &'a [String]) -> Self {
+    pub fn new(catalog: &'a Catalog, search_path: &[String], temp_relations: &[String]) -> Self {
         Self {
             catalog,
             search_path: search_path.to_vec(),
-            temp_relations,
+            temp_relations: temp_relations.to_vec(),
             accesses: Vec::new(),
             index: HashMap::new(),
             opaque: Vec::new(),
@@ -211,6 +214,16 @@ impl<'a> Walker<'a> {
                             lineage: vec![ColRef {
                                 rel,
                                 col: c.name.clone(),
+                            }],
+                        })
+                        .collect(),
+                    hidden: SYSTEM_COLUMNS
+                        .iter()
+                        .map(|c| ScopeColumn {
+                            name: (*c).to_owned(),
+                            lineage: vec![ColRef {
+                                rel,
+                                col: (*c).to_owned(),
                             }],
                         })
                         .collect(),
@@ -334,8 +347,16 @@ impl<'a> Walker<'a> {
                 .map(|r| self.select(r, parent))
                 .unwrap_or_default();
             let mut out = left;
-            for (o, r) in out.iter_mut().zip(right) {
-                merge(&mut o.lineage, r.lineage);
+            if op == pb::SetOperation::SetopUnion {
+                for (o, r) in out.iter_mut().zip(right) {
+                    merge(&mut o.lineage, r.lineage);
+                }
+            } else {
+                // EXCEPT and INTERSECT return left rows; the right side only
+                // decides which.
+                for r in right {
+                    self.mark(&r.lineage, Usage::Filter);
+                }
             }
             // ORDER BY / LIMIT of a set operation refer to its output names.
             let scope = Scope {
@@ -413,7 +434,17 @@ impl<'a> Walker<'a> {
         for sb in &s.sort_clause {
             if let Some(NodeEnum::SortBy(sb)) = sb.node.as_ref() {
                 if let Some(n) = &sb.node {
-                    let l = self.group_expr(n, scope, out);
+                    // In ORDER BY an output column name wins over an input column.
+                    let l = match n.node.as_ref() {
+                        Some(NodeEnum::ColumnRef(cr)) if cr.fields.len() == 1 => {
+                            let name = str_of(&cr.fields[0]).unwrap_or_default();
+                            match out.iter().find(|o| o.name == name) {
+                                Some(o) => o.lineage.clone(),
+                                None => self.group_expr(n, scope, out),
+                            }
+                        }
+                        _ => self.group_expr(n, scope, out),
+                    };
                     self.mark(&l, Usage::Filter);
                 }
             }
@@ -882,6 +913,16 @@ impl<'a> Walker<'a> {
                 l
             }
             NodeEnum::XmlSerialize(x) => self.opt(&x.expr, scope),
+            NodeEnum::JsonObjectConstructor(j) => self.exprs(&j.exprs, scope),
+            NodeEnum::JsonArrayConstructor(j) => self.exprs(&j.exprs, scope),
+            NodeEnum::JsonKeyValue(kv) => {
+                let mut l = self.opt(&kv.key, scope);
+                if let Some(v) = kv.value.as_deref() {
+                    merge(&mut l, self.opt(&v.raw_expr, scope));
+                }
+                l
+            }
+            NodeEnum::JsonValueExpr(v) => self.opt(&v.raw_expr, scope),
             NodeEnum::ResTarget(r) => self.opt(&r.val, scope),
             NodeEnum::CaseExpr(c) => {
                 let mut l = self.opt(&c.arg, scope);
@@ -895,6 +936,15 @@ impl<'a> Walker<'a> {
                 l
             }
             NodeEnum::AIndirection(ind) => {
+                // `(e).ssn` and `(e.*).ssn` read one column, not the row.
+                if let (Some(entry), Some(field)) = (
+                    ind.arg.as_deref().and_then(|a| row_reference(a, scope)),
+                    ind.indirection.first().and_then(str_of),
+                ) {
+                    if let Some(l) = entry.column(field) {
+                        return l;
+                    }
+                }
                 let mut l = self.opt(&ind.arg, scope);
                 for i in &ind.indirection {
                     if let Some(NodeEnum::AIndices(ix)) = i.node.as_ref() {
@@ -955,10 +1005,10 @@ impl<'a> Walker<'a> {
                 self.mark(&inner, Usage::Filter);
                 Vec::new()
             }
+            // `x IN (SELECT y ...)`: y only decides the answer about x.
             SubLinkType::AnySublink | SubLinkType::AllSublink | SubLinkType::RowcompareSublink => {
-                let mut l = self.opt(&s.testexpr, scope);
-                merge(&mut l, inner);
-                l
+                self.mark(&inner, Usage::Filter);
+                self.opt(&s.testexpr, scope)
             }
             _ => inner,
         }
@@ -1038,12 +1088,18 @@ impl<'a> Walker<'a> {
     }
 
     fn func_call(&mut self, f: &pb::FuncCall, scope: &Scope<'_>) -> Lineage {
-        let args = self.exprs(&f.args, scope);
-        // Aggregate ORDER BY and FILTER, and window clauses, pick rows.
+        let mut args = self.exprs(&f.args, scope);
+        // Aggregate ORDER BY and FILTER, and window clauses, pick rows; but
+        // in an ordered-set aggregate (WITHIN GROUP) the ordered values are
+        // what the result is made of.
         for sb in &f.agg_order {
             if let Some(NodeEnum::SortBy(sb)) = sb.node.as_ref() {
                 let l = self.opt(&sb.node, scope);
-                self.mark(&l, Usage::Filter);
+                if f.agg_within_group {
+                    merge(&mut args, l);
+                } else {
+                    self.mark(&l, Usage::Filter);
+                }
             }
         }
         let filter = self.opt(&f.agg_filter, scope);
@@ -1107,6 +1163,25 @@ impl<'a> Walker<'a> {
 enum FunctionKind {
     Builtin,
     Opaque,
+}
+
+/// The FROM item a whole-row reference (`e` or `e.*`) designates, when
+/// `e` is not also a column name.
+fn row_reference<'s>(n: &pb::Node, scope: &'s Scope<'_>) -> Option<&'s RangeEntry> {
+    let NodeEnum::ColumnRef(cr) = n.node.as_ref()? else {
+        return None;
+    };
+    let parts = names(&cr.fields);
+    let star = matches!(
+        cr.fields.last().and_then(|f| f.node.as_ref()),
+        Some(NodeEnum::AStar(_))
+    );
+    match (parts.as_slice(), star) {
+        ([t], false) if scope.unqualified(t).is_none() => scope.entry(None, t),
+        ([t], true) => scope.entry(None, t),
+        ([s, t], true) => scope.entry(Some(s), t),
+        _ => None,
+    }
 }
 
 /// What a relation name resolved to.

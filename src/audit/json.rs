@@ -212,8 +212,6 @@ struct StatementExtra<'a> {
     outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     rows_affected: Option<u64>,
-    #[serde(skip_serializing_if = "Relations::is_empty")]
-    relations: Relations<'a>,
     #[serde(skip_serializing_if = "Columns::is_empty")]
     columns_read: Columns<'a>,
     #[serde(skip_serializing_if = "Columns::is_empty")]
@@ -228,21 +226,6 @@ struct StatementExtra<'a> {
     full_text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<&'a PolicyRecord>,
-}
-
-/// Every relation touched, as `schema.name` strings (searchable in any SIEM).
-struct Relations<'a>(&'a [RelationAccess]);
-
-impl Relations<'_> {
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Relations<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|a| Displayed(&a.relation)))
-    }
 }
 
 /// Qualified columns read (output ∪ filter) or written, as flat strings:
@@ -431,7 +414,6 @@ impl<'a> StatementDoc<'a> {
                 fingerprint: &a.fingerprint,
                 outcome,
                 rows_affected: r.rows_affected,
-                relations: Relations(&a.accesses),
                 columns_read: Columns {
                     accesses: &a.accesses,
                     written: false,

@@ -163,6 +163,34 @@ impl AuditHandle {
         self.shared.as_ref().is_some_and(|s| s.log_full_text)
     }
 
+    /// Queues a record without waiting. With `on_full = "block"` a full queue
+    /// hands the record back (the caller then waits with [`Self::send`]);
+    /// with `"drop_and_count"` it is dropped and counted.
+    // The record comes back unboxed: boxing it would cost every statement an
+    // allocation for the rare full queue.
+    #[allow(clippy::result_large_err)]
+    pub fn try_send(&self, record: AuditRecord) -> Result<(), AuditRecord> {
+        let Some(s) = &self.shared else { return Ok(()) };
+        let mut record = record;
+        if !s.log_full_text {
+            record.strip_full_text();
+        }
+        match s.tx.try_send(record) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(r)) => match s.on_full {
+                AuditOnFull::Block => Err(r),
+                AuditOnFull::DropAndCount => {
+                    s.dropped_one("full");
+                    Ok(())
+                }
+            },
+            Err(TrySendError::Closed(_)) => {
+                s.dropped_one("closed");
+                Ok(())
+            }
+        }
+    }
+
     /// Queues a record. With `on_full = "block"` this waits while the queue
     /// is full; with `"drop_and_count"` it never waits. A record sent after
     /// shutdown is dropped and counted.
@@ -262,7 +290,9 @@ async fn run(
     mut gate: Option<watch::Receiver<bool>>,
 ) {
     let mut closing = false;
+    // Consecutive failed writes (sets the pause), and those since closing.
     let mut failures = 0u32;
+    let mut failures_closing = 0u32;
     loop {
         if let Some(g) = gate.as_mut() {
             // A dropped gate sender just opens the gate.
@@ -314,10 +344,11 @@ async fn run(
             }
             Err(e) => {
                 failures += 1;
+                failures_closing += u32::from(closing);
                 counters.write_errors.inc();
                 tracing::error!(error = %e, unwritten_bytes = writer.pending.len(),
                     "audit log write failed; retrying");
-                if closing && failures >= SHUTDOWN_RETRIES {
+                if failures_closing >= SHUTDOWN_RETRIES {
                     let lost = writer.pending_records + rx.len() as u64;
                     counters.dropped.inc_by(lost);
                     tracing::error!(
@@ -327,7 +358,7 @@ async fn run(
                     return;
                 }
                 let delay = RETRY_DELAY
-                    .saturating_mul(1 << failures.min(6))
+                    .saturating_mul(1 << (failures - 1).min(6))
                     .min(MAX_RETRY_DELAY);
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}

@@ -2,11 +2,13 @@
 
 pub mod handshake;
 
+use crate::audit::{ConnectionEvent, ConnectionRecord, ErrorInfo, SessionContext};
 use crate::context::Context;
 use crate::protocol::backend::error_response::PgError;
 use crate::protocol::codes;
+use crate::session::observe::{self, Observer};
 use crate::session::{Session, SessionInfo};
-use crate::upstream::login;
+use crate::upstream::login::{self, LoginError};
 use bytes::BytesMut;
 use handshake::{HandshakeError, Opening};
 use std::net::SocketAddr;
@@ -88,11 +90,46 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
     }
 
     let user = login.startup.param("user").unwrap_or_default().to_owned();
-    let upstream = match timeout_at(deadline, login::relay(&ctx, &mut login)).await {
+    let database = login
+        .startup
+        .param("database")
+        .or(login.startup.param("user"))
+        .unwrap_or_default()
+        .to_owned();
+    let observe = ctx.audit.is_enabled();
+    let session_id = ctx.next_session_id.fetch_add(1, Ordering::Relaxed);
+    let mut audit_ctx = SessionContext::connecting(session_id, peer, login.conn.stream.is_tls());
+    audit_ctx.user = Arc::from(user.as_str());
+    audit_ctx.database = Arc::from(database.as_str());
+    audit_ctx.application_name =
+        Arc::from(login.startup.param("application_name").unwrap_or_default());
+    let audit_ctx = Arc::new(audit_ctx);
+    if observe {
+        ctx.audit
+            .send(ConnectionRecord::new(
+                audit_ctx.clone(),
+                ConnectionEvent::Connect,
+            ))
+            .await;
+    }
+    let upstream = match timeout_at(deadline, login::relay(&ctx, &mut login, observe)).await {
         Ok(Ok(u)) => u,
         Ok(Err(e)) => {
             if e.is_auth_rejection() {
                 ctx.metrics.auth_failures.inc();
+            }
+            if observe {
+                let (code, message) = match (&e, e.to_pg()) {
+                    (LoginError::Refused { code, message }, _) => (code.clone(), message.clone()),
+                    (_, Some(pg)) => (pg.code.to_owned(), pg.message),
+                    (_, None) => ("08006".to_owned(), e.to_string()),
+                };
+                ctx.audit
+                    .send(ConnectionRecord::new(
+                        audit_ctx.clone(),
+                        ConnectionEvent::LoginFailed(ErrorInfo::new(code, message)),
+                    ))
+                    .await;
             }
             tracing::info!(%peer, %user, error = %e, "login failed");
             if let Some(pg) = e.to_pg() {
@@ -105,6 +142,17 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
         Err(_) => {
             ctx.metrics.refused.with_label_values(&["timeout"]).inc();
             tracing::info!(%peer, %user, "authentication timed out");
+            if observe {
+                ctx.audit
+                    .send(ConnectionRecord::new(
+                        audit_ctx.clone(),
+                        ConnectionEvent::LoginFailed(ErrorInfo::new(
+                            codes::QUERY_CANCELED,
+                            "canceling authentication due to timeout",
+                        )),
+                    ))
+                    .await;
+            }
             let mut out = BytesMut::new();
             PgError::fatal(
                 codes::QUERY_CANCELED,
@@ -117,13 +165,8 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
     };
 
     let info = SessionInfo {
-        user,
-        database: login
-            .startup
-            .param("database")
-            .or(login.startup.param("user"))
-            .unwrap_or_default()
-            .to_owned(),
+        user: user.clone(),
+        database: database.clone(),
         application_name: login
             .startup
             .param("application_name")
@@ -134,7 +177,25 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
         backend_pid: upstream.cancel.real.pid,
         transaction: crate::protocol::backend::TransactionStatus::Idle,
     };
-    Session::new(ctx.clone(), info, login.conn, upstream)
+    let observer = if observe {
+        if let Err(e) = ctx.catalogs.get(&database).await {
+            tracing::warn!(%database, error = %e, "catalog unavailable; statements will be recorded as unanalysed");
+        }
+        let mut s = (*audit_ctx).clone();
+        s.backend_pid = Some(upstream.cancel.real.pid);
+        let s = Arc::new(s);
+        ctx.audit
+            .send(ConnectionRecord::new(
+                s.clone(),
+                ConnectionEvent::LoginSucceeded,
+            ))
+            .await;
+        let settings = observe::initial_settings(&user, upstream.search_path.as_deref());
+        Some(Observer::new(ctx.clone(), s, settings))
+    } else {
+        None
+    };
+    Session::new(ctx.clone(), info, login.conn, upstream, observer)
         .run()
         .await;
 }

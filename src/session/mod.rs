@@ -1,8 +1,11 @@
 //! A logged-in session: what is known about it and the relay that carries
 //! its messages between client and PostgreSQL.
 
+pub mod observe;
 mod relay;
+pub mod settings;
 mod state;
+pub mod tracking;
 
 pub use relay::Session;
 pub use state::SessionInfo;

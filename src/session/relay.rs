@@ -7,7 +7,9 @@
 //! that handles its direction. Unchanged messages are copied to the other
 //! side's queue as the original bytes; writes are coalesced per turn.
 
+use super::observe::{FrontStep, Observer};
 use super::state::{RequestTracker, SessionInfo};
+use crate::audit::{ConnectionEvent, ConnectionRecord, SessionTotals};
 use crate::cancel::Registration;
 use crate::context::Context;
 use crate::net::conn::READ_CHUNK;
@@ -161,11 +163,27 @@ pub struct Session {
     draining: bool,
     /// Alternates which side is read first, so neither starves the other.
     client_first: bool,
+    /// Statement analysis and audit, when on.
+    observer: Option<Observer>,
+    /// Last catalog reload asked for by this session.
+    last_reload: Option<Instant>,
+    /// Client messages wait in the buffer for an analysis that is now ready.
+    reprocess_client: bool,
+    /// Bytes from the client, for the disconnect record.
+    total_in: u64,
+    /// Bytes to the client, for the disconnect record.
+    total_out: u64,
 }
 
 impl Session {
     /// A session over a logged-in client and server pair.
-    pub fn new(ctx: Arc<Context>, info: SessionInfo, client: Conn, upstream: Upstream) -> Self {
+    pub fn new(
+        ctx: Arc<Context>,
+        info: SessionInfo,
+        client: Conn,
+        upstream: Upstream,
+        observer: Option<Observer>,
+    ) -> Self {
         let max_message = ctx.config.load().proxy.max_message_size;
         Self {
             ctx,
@@ -181,6 +199,11 @@ impl Session {
             server_sent_fatal: false,
             draining: false,
             client_first: true,
+            observer,
+            last_reload: None,
+            reprocess_client: false,
+            total_in: 0,
+            total_out: 0,
         }
     }
 
@@ -217,6 +240,19 @@ impl Session {
                     self.close_for_shutdown().await;
                     End::Shutdown
                 }
+                Stop::Analyse(text) => {
+                    self.analyse(&text).await;
+                    self.reprocess_client = true;
+                    continue;
+                }
+                Stop::AuditBacklog => {
+                    if let Some(obs) = self.observer.as_mut() {
+                        for rec in std::mem::take(&mut obs.outbox) {
+                            self.ctx.audit.send(rec).await;
+                        }
+                    }
+                    continue;
+                }
                 Stop::Terminated => {
                     self.finish().await;
                     End::Client
@@ -240,6 +276,25 @@ impl Session {
             break end;
         };
         self.flush_stats();
+        if let Some(obs) = self.observer.take() {
+            for rec in obs.outbox.iter().cloned() {
+                self.ctx.audit.send(rec).await;
+            }
+            let totals = SessionTotals {
+                statements: obs.statements,
+                rows: obs.rows,
+                bytes_in: self.total_in,
+                bytes_out: self.total_out,
+                duration: started.elapsed(),
+            };
+            self.ctx
+                .audit
+                .send(ConnectionRecord::new(
+                    obs.session(),
+                    ConnectionEvent::Disconnect(totals),
+                ))
+                .await;
+        }
         let how = match end {
             End::Client => "client",
             End::Server => "server",
@@ -271,6 +326,20 @@ enum Stop {
     ClientGone(Option<io::Error>),
     /// PostgreSQL closed or failed.
     ServerGone(Option<io::Error>),
+    /// A client message needs an analysis that is not cached.
+    Analyse(String),
+    /// Audit records wait for room in the queue.
+    AuditBacklog,
+}
+
+/// What handling the client's messages asks of the relay.
+enum ClientStep {
+    /// Keep going.
+    Continue,
+    /// The client sent Terminate.
+    Terminate,
+    /// Analyse this text, then offer the message again.
+    Analyse(String),
 }
 
 impl Session {
@@ -282,6 +351,15 @@ impl Session {
         let phase = self.ctx.shutdown.phase();
         if phase != seen {
             return Poll::Ready(Stop::Phase(phase));
+        }
+        if std::mem::take(&mut self.reprocess_client) {
+            // Messages held back for analysis are still in the buffer.
+            match self.on_client_data() {
+                Ok(ClientStep::Continue) => {}
+                Ok(ClientStep::Terminate) => return Poll::Ready(Stop::Terminated),
+                Ok(ClientStep::Analyse(text)) => return Poll::Ready(Stop::Analyse(text)),
+                Err(e) => return Poll::Ready(Stop::Protocol(e)),
+            }
         }
         loop {
             let mut progress = match self.server.poll_write_queue(cx, &mut self.held) {
@@ -311,8 +389,11 @@ impl Session {
                     match self.client.poll_fill(cx, self.max_message) {
                         Poll::Ready(Ok(0)) => return Poll::Ready(Stop::ClientGone(None)),
                         Poll::Ready(Ok(_)) => match self.on_client_data() {
-                            Ok(None) => progress = true,
-                            Ok(Some(_)) => return Poll::Ready(Stop::Terminated),
+                            Ok(ClientStep::Continue) => progress = true,
+                            Ok(ClientStep::Terminate) => return Poll::Ready(Stop::Terminated),
+                            Ok(ClientStep::Analyse(text)) => {
+                                return Poll::Ready(Stop::Analyse(text))
+                            }
                             Err(e) => return Poll::Ready(Stop::Protocol(e)),
                         },
                         Poll::Ready(Err(e)) => return Poll::Ready(Stop::ClientGone(Some(e))),
@@ -325,7 +406,12 @@ impl Session {
                     match self.server.poll_fill(cx, self.max_message) {
                         Poll::Ready(Ok(0)) => return Poll::Ready(Stop::ServerGone(None)),
                         Poll::Ready(Ok(_)) => match self.on_server_data() {
-                            Ok(_) => progress = true,
+                            Ok(_) => {
+                                progress = true;
+                                if self.observer.as_ref().is_some_and(Observer::has_backlog) {
+                                    return Poll::Ready(Stop::AuditBacklog);
+                                }
+                            }
                             Err(e) => return Poll::Ready(Stop::Protocol(e)),
                         },
                         Poll::Ready(Err(e)) => return Poll::Ready(Stop::ServerGone(Some(e))),
@@ -340,23 +426,31 @@ impl Session {
     }
 
     /// Frames and handles every complete client message that has arrived.
-    fn on_client_data(&mut self) -> Result<Option<End>, ProtocolError> {
+    fn on_client_data(&mut self) -> Result<ClientStep, ProtocolError> {
         let now = Instant::now();
         let mut pos = 0;
-        let mut end = None;
+        let mut step = ClientStep::Continue;
         while let Some(h) = FrameHeader::parse(&self.client.rbuf[pos..], self.max_message)? {
             if self.client.rbuf.len() - pos < h.total_len {
                 break;
             }
             let frame = Frame::new(&self.client.rbuf[pos..pos + h.total_len]);
-            pos += h.total_len;
             frontend::check_tag(frame.tag())?;
+            if let Some(obs) = self.observer.as_mut() {
+                if let FrontStep::NeedAnalysis(text) = obs.on_frontend(frame)? {
+                    // Leave this message in the buffer; it is offered again
+                    // once its analysis is ready.
+                    step = ClientStep::Analyse(text);
+                    break;
+                }
+            }
+            pos += h.total_len;
             self.stats.msgs_in += 1;
             self.stats.bytes_in += frame.raw().len() as u64;
             self.requests.on_frontend(frame.tag());
             self.server.wbuf.extend_from_slice(frame.raw());
             if frame.tag() == frontend::TERMINATE {
-                end = Some(End::Client);
+                step = ClientStep::Terminate;
                 break;
             }
         }
@@ -364,7 +458,7 @@ impl Session {
         if !self.server.wbuf.is_empty() && self.server.queued_since.is_none() {
             self.server.queued_since = Some(now);
         }
-        Ok(end)
+        Ok(step)
     }
 
     /// Frames and handles every complete server message that has arrived.
@@ -379,6 +473,9 @@ impl Session {
             pos += h.total_len;
             self.stats.msgs_out += 1;
             self.stats.bytes_out += frame.raw().len() as u64;
+            if let Some(obs) = self.observer.as_mut() {
+                obs.on_backend(frame);
+            }
             match frame.tag() {
                 be::READY_FOR_QUERY => {
                     self.info.transaction = TransactionStatus::from_ready_for_query(frame.body());
@@ -414,6 +511,35 @@ impl Session {
             && self.info.transaction == TransactionStatus::Idle
             && self.client.rbuf.is_empty()
             && self.server.wbuf.is_empty()
+    }
+
+    /// Analyses `text` off the relay's thread; a name that does not resolve
+    /// right after DDL gets one catalog reload and a second try.
+    async fn analyse(&mut self, text: &str) {
+        let Some(obs) = self.observer.as_mut() else {
+            return;
+        };
+        let view = obs.settings.view();
+        let catalog = obs.catalog();
+        let mut result = self.ctx.analyser.analyse(text, &view, &catalog).await;
+        let missing = result.iter().any(|a| {
+            a.unanalysed
+                .as_deref()
+                .is_some_and(|u| u.contains("does not exist"))
+        });
+        if missing
+            && self
+                .last_reload
+                .is_none_or(|t| t.elapsed() > Duration::from_millis(500))
+        {
+            self.last_reload = Some(Instant::now());
+            if let Ok(fresh) = self.ctx.catalogs.reload_now(&self.info.database).await {
+                if fresh.version != catalog.version {
+                    result = self.ctx.analyser.analyse(text, &view, &fresh).await;
+                }
+            }
+        }
+        obs.set_ready(result);
     }
 
     /// Reacts to a shutdown phase; `Some` ends the session.
@@ -503,6 +629,8 @@ impl Session {
 
     fn flush_stats(&mut self) {
         let s = std::mem::take(&mut self.stats);
+        self.total_in += s.bytes_in;
+        self.total_out += s.bytes_out;
         let m = &self.ctx.metrics;
         m.messages_frontend.inc_by(s.msgs_in);
         m.bytes_frontend.inc_by(s.bytes_in);

@@ -29,6 +29,9 @@ pub struct Upstream {
     pub conn: Conn,
     /// The client's synthetic cancel key and the real one behind it.
     pub cancel: Registration,
+    /// The session's search_path as PostgreSQL resolved it at login (role
+    /// and database defaults included), when asked for.
+    pub search_path: Option<String>,
 }
 
 /// Why a login did not complete.
@@ -86,7 +89,14 @@ impl LoginError {
 }
 
 /// Relays the login of `login` to PostgreSQL until the first ReadyForQuery.
-pub async fn relay(ctx: &Context, login: &mut Login) -> Result<Upstream, LoginError> {
+/// With `probe_search_path`, pgwarden asks the new session for its
+/// search_path before the client gets ReadyForQuery (the analyser needs it,
+/// and ALTER ROLE/DATABASE ... SET can change it without any message).
+pub async fn relay(
+    ctx: &Context,
+    login: &mut Login,
+    probe_search_path: bool,
+) -> Result<Upstream, LoginError> {
     let max = ctx.config.load().proxy.max_message_size;
     let startup = login.startup.encode_v3_0();
     let mut server = Conn::new(connect(ctx, false).await?, max);
@@ -152,6 +162,11 @@ pub async fn relay(ctx: &Context, login: &mut Login) -> Result<Upstream, LoginEr
                 registration = Some(reg);
             }
             be::READY_FOR_QUERY => {
+                let search_path = if probe_search_path {
+                    show_search_path(&mut server).await?
+                } else {
+                    None
+                };
                 out.extend_from_slice(msg.raw());
                 client.write_all(&out).await.map_err(LoginError::Client)?;
                 let cancel = match registration {
@@ -165,6 +180,7 @@ pub async fn relay(ctx: &Context, login: &mut Login) -> Result<Upstream, LoginEr
                 return Ok(Upstream {
                     conn: server,
                     cancel,
+                    search_path,
                 });
             }
             _ => out.extend_from_slice(msg.raw()),
@@ -221,6 +237,32 @@ async fn rebind_for_scram(
                     crate::protocol::ProtocolError::Malformed("login after reconnect"),
                 )))
             }
+        }
+    }
+}
+
+/// Runs `SHOW search_path` on a fresh session and returns the value.
+async fn show_search_path(server: &mut Conn) -> Result<Option<String>, LoginError> {
+    let mut q = BytesMut::new();
+    crate::protocol::frame::put_message(&mut q, b'Q', b"SHOW search_path\0");
+    server.write_all(&q).await.map_err(LoginError::Server)?;
+    let mut value = None;
+    loop {
+        let raw = server.read_message().await.map_err(LoginError::Server)?;
+        let msg = Frame::new(&raw);
+        match msg.tag() {
+            b'D' => {
+                let mut r = crate::protocol::Reader::new(msg.body(), "DataRow");
+                if r.i16().ok() == Some(1) {
+                    if let Ok(len) = r.i32() {
+                        if let Ok(bytes) = r.bytes(usize::try_from(len).unwrap_or(0)) {
+                            value = Some(String::from_utf8_lossy(bytes).into_owned());
+                        }
+                    }
+                }
+            }
+            be::READY_FOR_QUERY => return Ok(value),
+            _ => {}
         }
     }
 }

@@ -1,0 +1,306 @@
+//! Watching statements go by: each frontend message is analysed (from the
+//! cache, or by asking the relay to wait for the parser), the session's
+//! settings follow what succeeded, and every finished statement becomes an
+//! audit record. The relay calls in here only when analysis is on.
+
+use super::settings::{parse_search_path, Settings};
+use super::tracking::{Finished, Tracker};
+use crate::analyse::{Analyses, Analysis, OpaqueCall, SessionEffect, StatementKind};
+use crate::audit::{AuditRecord, SessionContext, StatementRecord};
+use crate::catalog::Catalog;
+use crate::context::Context;
+use crate::protocol::backend::{self as be, error_response, parameter_status};
+use crate::protocol::{frontend, Frame, ProtocolError, Reader};
+use std::sync::Arc;
+
+/// What the relay should do with a frontend message.
+pub enum FrontStep {
+    /// Forward it.
+    Forward,
+    /// Its text is not in the analysis cache: analyse it, then offer the
+    /// same message again.
+    NeedAnalysis(String),
+}
+
+/// Per-session statement observer.
+pub struct Observer {
+    ctx: Arc<Context>,
+    database: String,
+    /// The search path, role and temp relations the analysis depends on.
+    pub settings: Settings,
+    tracker: Tracker,
+    session: Arc<SessionContext>,
+    /// Analysis waited for by the relay, for the message offered next.
+    ready: Option<Analyses>,
+    /// Records that could not be queued without waiting.
+    pub outbox: Vec<AuditRecord>,
+    /// Statements seen, for the disconnect record.
+    pub statements: u64,
+    /// Rows returned or affected, for the disconnect record.
+    pub rows: u64,
+    catalog_changed: bool,
+}
+
+fn text_of(body: &[u8]) -> Result<&str, ProtocolError> {
+    Reader::new(body, "Query").string()
+}
+
+impl Observer {
+    /// An observer for a logged-in session.
+    pub fn new(ctx: Arc<Context>, session: Arc<SessionContext>, settings: Settings) -> Self {
+        Self {
+            database: session.database.to_string(),
+            ctx,
+            settings,
+            tracker: Tracker::default(),
+            session,
+            ready: None,
+            outbox: Vec::new(),
+            statements: 0,
+            rows: 0,
+            catalog_changed: false,
+        }
+    }
+
+    /// The catalog snapshot in force for this session's database.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.ctx
+            .catalogs
+            .current(&self.database)
+            .unwrap_or_else(|| Arc::new(Catalog::default()))
+    }
+
+    /// Hands over the analysis the relay waited for.
+    pub fn set_ready(&mut self, a: Analyses) {
+        self.ready = Some(a);
+    }
+
+    fn analyses(&mut self, text: &str) -> Option<Analyses> {
+        if let Some(a) = self.ready.take() {
+            return Some(a);
+        }
+        let catalog = self.catalog();
+        self.ctx
+            .analyser
+            .cached(text, &self.settings.view(), catalog.version)
+    }
+
+    fn full_text(&self, text: &str) -> Option<Arc<str>> {
+        self.ctx.audit.log_full_text().then(|| Arc::from(text))
+    }
+
+    /// Looks at one frontend message before it is forwarded.
+    pub fn on_frontend(&mut self, frame: Frame<'_>) -> Result<FrontStep, ProtocolError> {
+        match frame.tag() {
+            frontend::QUERY => {
+                let text = text_of(frame.body())?;
+                let Some(all) = self.analyses(text) else {
+                    return Ok(FrontStep::NeedAnalysis(text.to_owned()));
+                };
+                let full = self.full_text(text);
+                for a in all.iter() {
+                    self.tracker.start(a.clone(), full.clone());
+                }
+                self.tracker.end_group();
+            }
+            frontend::PARSE => {
+                let mut r = Reader::new(frame.body(), "Parse");
+                let name = r.string()?;
+                let text = r.string()?;
+                let Some(all) = self.analyses(text) else {
+                    return Ok(FrontStep::NeedAnalysis(text.to_owned()));
+                };
+                if let Some(a) = all.first() {
+                    self.tracker.parse(name, a.clone());
+                }
+            }
+            frontend::BIND => {
+                let mut r = Reader::new(frame.body(), "Bind");
+                let portal = r.string()?;
+                let statement = r.string()?;
+                self.tracker.bind(portal, statement);
+            }
+            frontend::EXECUTE => {
+                let portal = Reader::new(frame.body(), "Execute").string()?;
+                let a = self.tracker.portal(portal).unwrap_or_else(|| {
+                    Arc::new(placeholder(
+                        "EXECUTE",
+                        Some("unknown portal".into()),
+                        Vec::new(),
+                    ))
+                });
+                self.tracker.start(a, None);
+            }
+            frontend::CLOSE => {
+                let mut r = Reader::new(frame.body(), "Close");
+                let kind = r.u8()?;
+                self.tracker.close(kind, r.string()?);
+            }
+            frontend::SYNC => self.tracker.end_group(),
+            frontend::FUNCTION_CALL => {
+                let oid = Reader::new(frame.body(), "FunctionCall").i32()?;
+                let a = placeholder(
+                    "FUNCTION CALL",
+                    None,
+                    vec![OpaqueCall {
+                        function: format!("function oid {oid}"),
+                        columns: Vec::new(),
+                    }],
+                );
+                self.tracker.start(Arc::new(a), None);
+                self.tracker.end_group();
+            }
+            _ => {}
+        }
+        Ok(FrontStep::Forward)
+    }
+
+    /// Looks at one backend message before it is forwarded.
+    pub fn on_backend(&mut self, frame: Frame<'_>) {
+        match frame.tag() {
+            b'D' | b'd' => self.tracker.row(frame.raw().len()),
+            b'C' => {
+                let tag = Reader::new(frame.body(), "CommandComplete")
+                    .string()
+                    .unwrap_or_default();
+                if let Some(f) = self.tracker.complete(Some(tag)) {
+                    self.succeeded(&f, tag);
+                    self.record(f);
+                }
+            }
+            b's' => {
+                if let Some(f) = self.tracker.complete(None) {
+                    self.record(f);
+                }
+            }
+            b'I' => self.tracker.empty(),
+            be::ERROR_RESPONSE => {
+                let e = error_response::parse(frame.body()).unwrap_or_default();
+                self.settings.on_error();
+                if let Some(f) = self.tracker.error(e.code, e.message) {
+                    self.record(f);
+                }
+            }
+            be::READY_FOR_QUERY => {
+                let idle = frame.body().first() == Some(&b'I');
+                self.settings.on_ready(idle);
+                self.tracker.ready();
+                if idle && self.catalog_changed {
+                    // DDL is visible to the catalog reader once committed.
+                    self.catalog_changed = false;
+                    self.ctx.catalogs.request_reload(&self.database);
+                }
+            }
+            be::PARAMETER_STATUS => {
+                if let Ok((name, value)) = parameter_status::parse(frame.body()) {
+                    match name {
+                        "standard_conforming_strings" => {
+                            self.settings.standard_conforming_strings = value == "on";
+                        }
+                        "application_name" => {
+                            let mut s = (*self.session).clone();
+                            s.application_name = Arc::from(value);
+                            self.session = Arc::new(s);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A statement succeeded: its effects on the session now hold.
+    fn succeeded(&mut self, f: &Finished, tag: &str) {
+        let a = &f.pending.analysis;
+        let role_before = self.settings.effective_role().to_owned();
+        self.settings.apply(&a.effects);
+        self.settings.on_command_complete(tag, &a.command);
+        for e in &a.effects {
+            match e {
+                SessionEffect::Prepare(name) => {
+                    self.tracker.sql_prepared.insert(name.clone(), a.clone());
+                }
+                SessionEffect::Deallocate(name) => match name {
+                    Some(n) => {
+                        self.tracker.sql_prepared.remove(n);
+                    }
+                    None => self.tracker.sql_prepared.clear(),
+                },
+                SessionEffect::DeclareCursor(name) => {
+                    self.tracker.cursors.insert(name.clone(), a.clone());
+                }
+                SessionEffect::CloseCursor(name) => match name {
+                    Some(n) => {
+                        self.tracker.cursors.remove(n);
+                    }
+                    None => self.tracker.cursors.clear(),
+                },
+                SessionEffect::CatalogChanged => self.catalog_changed = true,
+                _ => {}
+            }
+        }
+        if self.settings.effective_role() != role_before {
+            let mut s = (*self.session).clone();
+            let role = self.settings.effective_role();
+            s.effective_user = (role != &*s.user).then(|| Arc::from(role));
+            self.session = Arc::new(s);
+        }
+    }
+
+    fn record(&mut self, f: Finished) {
+        self.statements += 1;
+        let mut r = StatementRecord::new(self.session.clone(), f.pending.analysis.clone());
+        r.timestamp = f.pending.timestamp;
+        r.full_text = f.pending.full_text.clone();
+        r.bytes_returned = f.pending.bytes;
+        r.duration = f.duration;
+        match &f.tag {
+            Some(tag) => r.set_rows_from_tag(tag),
+            None if f.pending.rows > 0 => r.rows_returned = Some(f.pending.rows),
+            None => {}
+        }
+        if r.rows_returned.is_none()
+            && f.pending.rows > 0
+            && f.pending.analysis.kind == StatementKind::Select
+        {
+            r.rows_returned = Some(f.pending.rows);
+        }
+        self.rows += r.rows_returned.unwrap_or(0) + r.rows_affected.unwrap_or(0);
+        r.outcome = f.outcome;
+        if let Err(rec) = self.ctx.audit.try_send(AuditRecord::Statement(r)) {
+            self.outbox.push(rec);
+        }
+    }
+
+    /// Whether records wait for room in the audit queue.
+    pub fn has_backlog(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// The session context for connection records.
+    pub fn session(&self) -> Arc<SessionContext> {
+        self.session.clone()
+    }
+}
+
+/// An analysis for messages that carry no SQL text.
+fn placeholder(command: &str, unanalysed: Option<String>, opaque: Vec<OpaqueCall>) -> Analysis {
+    Analysis {
+        kind: StatementKind::Other,
+        command: command.into(),
+        accesses: Vec::new(),
+        opaque_calls: opaque,
+        unanalysed,
+        normalized: Arc::from(""),
+        fingerprint: Arc::from("0000000000000000"),
+        effects: Vec::new(),
+        refers_to: None,
+    }
+}
+
+/// The search_path a new session starts with, as `SHOW search_path` printed it.
+pub fn initial_settings(user: &str, shown_search_path: Option<&str>) -> Settings {
+    let path = shown_search_path.unwrap_or("\"$user\", public");
+    Settings::new(user, parse_search_path(path))
+}

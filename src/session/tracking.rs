@@ -1,0 +1,208 @@
+//! Statement tracking: which statement each backend message belongs to, so
+//! that every statement gets one audit record with its rows, bytes, duration
+//! and outcome, in both the simple and the extended protocol.
+
+use crate::analyse::{Analysis, StatementKind};
+use crate::audit::{ErrorInfo, Outcome};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A statement sent to the server whose answer has not fully arrived.
+#[derive(Debug)]
+pub struct Pending {
+    /// What it does.
+    pub analysis: Arc<Analysis>,
+    /// Request group (one Query, or the messages up to one Sync).
+    pub group: u64,
+    /// Wall-clock start, for the record's timestamp.
+    pub timestamp: SystemTime,
+    /// Monotonic start, for the duration.
+    pub started: Instant,
+    /// DataRow / CopyData messages sent back.
+    pub rows: u64,
+    /// Bytes of those messages.
+    pub bytes: u64,
+    /// Text with literals, kept only when the audit log wants it.
+    pub full_text: Option<Arc<str>>,
+}
+
+/// A statement whose answer is complete.
+#[derive(Debug)]
+pub struct Finished {
+    /// The statement.
+    pub pending: Pending,
+    /// The CommandComplete tag, when it succeeded.
+    pub tag: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// From the first message to the last answer.
+    pub duration: Duration,
+}
+
+/// Per-session bookkeeping of statements, prepared statements and portals.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    pending: VecDeque<Pending>,
+    group: u64,
+    ready_seen: u64,
+    /// Protocol-level prepared statements (Parse), by name ("" = unnamed).
+    pub statements: HashMap<String, Arc<Analysis>>,
+    /// Portals (Bind), by name.
+    portals: HashMap<String, Arc<Analysis>>,
+    /// SQL-level PREPARE, by name.
+    pub sql_prepared: HashMap<String, Arc<Analysis>>,
+    /// SQL-level cursors, by name.
+    pub cursors: HashMap<String, Arc<Analysis>>,
+}
+
+impl Tracker {
+    /// Starts a statement of the current request group.
+    pub fn start(&mut self, analysis: Arc<Analysis>, full_text: Option<Arc<str>>) {
+        let analysis = self.resolve_reference(analysis);
+        self.pending.push_back(Pending {
+            analysis,
+            group: self.group,
+            timestamp: SystemTime::now(),
+            started: Instant::now(),
+            rows: 0,
+            bytes: 0,
+            full_text,
+        });
+    }
+
+    /// EXECUTE and FETCH run what PREPARE and DECLARE analysed: record that.
+    fn resolve_reference(&self, a: Arc<Analysis>) -> Arc<Analysis> {
+        let Some(name) = &a.refers_to else { return a };
+        let target = match a.command.as_str() {
+            "EXECUTE" => self.sql_prepared.get(name),
+            _ => self.cursors.get(name),
+        };
+        let mut merged = (*a).clone();
+        match target {
+            Some(t) => {
+                for acc in &t.accesses {
+                    match merged
+                        .accesses
+                        .iter_mut()
+                        .find(|m| m.relation == acc.relation)
+                    {
+                        Some(m) => {
+                            m.output.extend(acc.output.iter().cloned());
+                            m.filter.extend(acc.filter.iter().cloned());
+                            m.written.extend(acc.written.iter().cloned());
+                            m.deletes_rows |= acc.deletes_rows;
+                        }
+                        None => merged.accesses.push(acc.clone()),
+                    }
+                }
+                merged.opaque_calls.extend(t.opaque_calls.iter().cloned());
+                if merged.unanalysed.is_none() {
+                    merged.unanalysed.clone_from(&t.unanalysed);
+                }
+                if t.kind != StatementKind::Other {
+                    merged.kind = t.kind;
+                }
+            }
+            None => {
+                merged.unanalysed =
+                    Some(format!("unknown prepared statement or cursor \"{name}\""));
+            }
+        }
+        Arc::new(merged)
+    }
+
+    /// Parse: remembers the analysis of a named or unnamed statement.
+    pub fn parse(&mut self, name: &str, analysis: Arc<Analysis>) {
+        self.statements.insert(name.to_owned(), analysis);
+    }
+
+    /// Bind: a portal runs a prepared statement.
+    pub fn bind(&mut self, portal: &str, statement: &str) {
+        match self.statements.get(statement) {
+            Some(a) => {
+                self.portals.insert(portal.to_owned(), a.clone());
+            }
+            None => {
+                self.portals.remove(portal);
+            }
+        }
+    }
+
+    /// The analysis of a portal about to be executed.
+    pub fn portal(&self, portal: &str) -> Option<Arc<Analysis>> {
+        self.portals.get(portal).cloned()
+    }
+
+    /// Close of a statement ('S') or portal ('P').
+    pub fn close(&mut self, kind: u8, name: &str) {
+        match kind {
+            b'S' => {
+                self.statements.remove(name);
+            }
+            _ => {
+                self.portals.remove(name);
+            }
+        }
+    }
+
+    /// Query or Sync: the end of a request group.
+    pub fn end_group(&mut self) {
+        self.group += 1;
+    }
+
+    /// A DataRow or CopyData of `len` bytes for the current statement.
+    pub fn row(&mut self, len: usize) {
+        if let Some(p) = self.pending.front_mut() {
+            p.rows += 1;
+            p.bytes += len as u64;
+        }
+    }
+
+    /// CommandComplete or PortalSuspended: the head statement is done.
+    pub fn complete(&mut self, tag: Option<&str>) -> Option<Finished> {
+        let p = self.pending.pop_front()?;
+        Some(Finished {
+            duration: p.started.elapsed(),
+            tag: tag.map(str::to_owned),
+            outcome: Outcome::Ok,
+            pending: p,
+        })
+    }
+
+    /// EmptyQueryResponse: the head statement was empty; no record.
+    pub fn empty(&mut self) {
+        self.pending.pop_front();
+    }
+
+    /// ErrorResponse: the head statement failed; the rest of its request
+    /// group never runs (PostgreSQL skips to the next Sync / ends the Query).
+    pub fn error(&mut self, sqlstate: &str, message: &str) -> Option<Finished> {
+        let p = self.pending.pop_front()?;
+        let group = p.group;
+        while self.pending.front().is_some_and(|q| q.group == group) {
+            self.pending.pop_front();
+        }
+        Some(Finished {
+            duration: p.started.elapsed(),
+            tag: None,
+            outcome: Outcome::Error(ErrorInfo::new(sqlstate, message)),
+            pending: p,
+        })
+    }
+
+    /// ReadyForQuery: it closes the oldest open group (one per Query, Sync
+    /// and FunctionCall); whatever of that group is left did not run.
+    pub fn ready(&mut self) {
+        let closed = self.ready_seen;
+        self.ready_seen += 1;
+        while self.pending.front().is_some_and(|q| q.group <= closed) {
+            self.pending.pop_front();
+        }
+    }
+
+    /// Statements awaiting their answer.
+    pub fn in_flight(&self) -> usize {
+        self.pending.len()
+    }
+}
