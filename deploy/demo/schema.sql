@@ -17,7 +17,8 @@ DO $$
 DECLARE
     r text;
 BEGIN
-    FOREACH r IN ARRAY ARRAY['hr_admin', 'payroll', 'hr_analyst', 'manager_app', 'directory_app']
+    -- pgwarden itself reads the catalog as "pgwarden" (no table privileges needed).
+    FOREACH r IN ARRAY ARRAY['hr_admin', 'payroll', 'hr_analyst', 'manager_app', 'directory_app', 'pgwarden']
     LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
             EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r, r);

@@ -35,6 +35,15 @@ pub struct SessionView {
     pub standard_conforming_strings: bool,
 }
 
+impl SessionView {
+    /// A hash of everything in the view, part of the analysis cache key.
+    pub fn key(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut h);
+        h.finish()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct CacheKey {
     text: u128,
@@ -58,12 +67,14 @@ impl Analyser {
     }
 
     fn key(&self, sql: &str, view: &SessionView, catalog_version: u64) -> Option<CacheKey> {
-        let scan = lexer::scan(sql, view.standard_conforming_strings, self.keys).ok()?;
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        view.hash(&mut h);
+        self.key_with(sql, view.key(), view.standard_conforming_strings, catalog_version)
+    }
+
+    fn key_with(&self, sql: &str, view_key: u64, scs: bool, catalog_version: u64) -> Option<CacheKey> {
+        let scan = lexer::scan(sql, scs, self.keys).ok()?;
         Some(CacheKey {
             text: scan.key,
-            session: h.finish(),
+            session: view_key,
             catalog_version,
         })
     }
@@ -71,6 +82,12 @@ impl Analyser {
     /// The cached analysis of `sql`, if any; never parses.
     pub fn cached(&self, sql: &str, view: &SessionView, catalog_version: u64) -> Option<Analyses> {
         self.cache.get(&self.key(sql, view, catalog_version)?)
+    }
+
+    /// [`Self::cached`] with the view's key computed once by the caller
+    /// (sessions keep it until their settings change).
+    pub fn cached_with_key(&self, sql: &str, view_key: u64, scs: bool, catalog_version: u64) -> Option<Analyses> {
+        self.cache.get(&self.key_with(sql, view_key, scs, catalog_version)?)
     }
 
     /// Analyses `sql` now, on the calling thread (which must have a large

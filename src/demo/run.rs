@@ -68,6 +68,9 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         config.upstream.address = format!("127.0.0.1:{}", cluster.port);
         config.upstream.tls = UpstreamTls::Disable;
         config.audit.path = args.audit_log.clone();
+        // The schema creates this role for pgwarden's catalog reader.
+        config.catalog.user = "pgwarden".into();
+        config.catalog.password = Some("pgwarden".into());
         Ok(Server::start(config).await?)
     };
     let server = match signals.until(setup).await {

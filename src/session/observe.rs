@@ -39,6 +39,8 @@ pub struct Observer {
     /// Rows returned or affected, for the disconnect record.
     pub rows: u64,
     catalog_changed: bool,
+    /// (settings generation, view key) of the last cache lookup.
+    view_key: Option<(u64, u64)>,
 }
 
 fn text_of(body: &[u8]) -> Result<&str, ProtocolError> {
@@ -59,6 +61,7 @@ impl Observer {
             statements: 0,
             rows: 0,
             catalog_changed: false,
+            view_key: None,
         }
     }
 
@@ -79,10 +82,23 @@ impl Observer {
         if let Some(a) = self.ready.take() {
             return Some(a);
         }
-        let catalog = self.catalog();
-        self.ctx
-            .analyser
-            .cached(text, &self.settings.view(), catalog.version)
+        let version = self.catalog().version;
+        let key = self.view_key();
+        let scs = self.settings.standard_conforming_strings;
+        self.ctx.analyser.cached_with_key(text, key, scs, version)
+    }
+
+    /// The session view's cache key, recomputed only after settings changed.
+    fn view_key(&mut self) -> u64 {
+        let generation = self.settings.generation();
+        match self.view_key {
+            Some((g, k)) if g == generation => k,
+            _ => {
+                let k = self.settings.view().key();
+                self.view_key = Some((generation, k));
+                k
+            }
+        }
     }
 
     fn full_text(&self, text: &str) -> Option<Arc<str>> {

@@ -37,6 +37,8 @@ pub struct Settings {
     failed: bool,
     /// standard_conforming_strings as last reported by the server.
     pub standard_conforming_strings: bool,
+    /// Bumped on every change that could change [`Settings::view`].
+    generation: u64,
 }
 
 /// Parses a search_path value as `SHOW search_path` prints it.
@@ -72,7 +74,14 @@ impl Settings {
             savepoints: Vec::new(),
             failed: false,
             standard_conforming_strings: true,
+            generation: 0,
         }
+    }
+
+    /// Changes whenever the analyser's view of the session may have changed.
+    pub fn generation(&self) -> u64 {
+        self.generation
+            .wrapping_add(u64::from(self.standard_conforming_strings))
     }
 
     /// The session user (login role unless SET SESSION AUTHORIZATION).
@@ -121,6 +130,9 @@ impl Settings {
 
     /// Applies the effects of a statement that completed successfully.
     pub fn apply(&mut self, effects: &[SessionEffect]) {
+        if !effects.is_empty() {
+            self.generation = self.generation.wrapping_add(2);
+        }
         for e in effects {
             match e {
                 SessionEffect::SearchPath { value, local } => {
@@ -173,6 +185,7 @@ impl Settings {
         match (word, command) {
             (_, "SAVEPOINT") => self.savepoints.push(self.current.clone()),
             (_, "ROLLBACK TO SAVEPOINT") => {
+                self.generation = self.generation.wrapping_add(2);
                 if let Some(v) = self.savepoints.last() {
                     self.current = v.clone();
                 }
@@ -202,6 +215,9 @@ impl Settings {
     }
 
     fn end_transaction(&mut self, commit: bool) {
+        if !commit || self.local_search_path.is_some() || self.local_role.is_some() {
+            self.generation = self.generation.wrapping_add(2);
+        }
         if commit {
             self.stable = self.current.clone();
         } else {
