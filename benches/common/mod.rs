@@ -21,6 +21,8 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Env {
     pub pgbouncer: Option<Service>,
     pub pgwarden: Option<Service>,
+    /// pgwarden with statement analysis and the audit log on.
+    pub pgwarden_audit: Option<Service>,
     pub cluster: ClusterGuard,
     pub pgbench: PathBuf,
     pub dir: tempfile::TempDir,
@@ -59,6 +61,7 @@ impl Env {
         Self {
             pgbouncer: None,
             pgwarden: None,
+            pgwarden_audit: None,
             cluster: ClusterGuard(cluster),
             pgbench,
             dir,
@@ -91,6 +94,32 @@ impl Env {
             .env("RUST_LOG", "warn")
             .env_remove("PGWARDEN_CONFIG");
         self.pgwarden = Some(Service::spawn("pgwarden", cmd, port, &log));
+        port
+    }
+
+    /// Starts a second pgwarden with the audit trail on (every statement
+    /// analysed and written to a file in the bench directory).
+    pub fn start_pgwarden_audited(&mut self) -> u16 {
+        let port = free_port();
+        let log = self.dir.path().join("pgwarden-audit.log");
+        let config = self.dir.path().join("pgwarden-audit.toml");
+        let audit = self.dir.path().join("audit.log");
+        std::fs::write(
+            &config,
+            format!(
+                "[proxy]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\naddress = \"127.0.0.1:{}\"\ntls = \"disable\"\n\n\
+                 [catalog]\nuser = \"postgres\"\n\n[audit]\npath = \"{}\"\nmax_file_size = 1073741824\n",
+                self.pg_port(),
+                audit.display()
+            ),
+        )
+        .expect("cannot write the audited pgwarden's config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgwarden"));
+        cmd.args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .env_remove("PGWARDEN_CONFIG");
+        self.pgwarden_audit = Some(Service::spawn("pgwarden+audit", cmd, port, &log));
         port
     }
 

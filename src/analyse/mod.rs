@@ -67,10 +67,21 @@ impl Analyser {
     }
 
     fn key(&self, sql: &str, view: &SessionView, catalog_version: u64) -> Option<CacheKey> {
-        self.key_with(sql, view.key(), view.standard_conforming_strings, catalog_version)
+        self.key_with(
+            sql,
+            view.key(),
+            view.standard_conforming_strings,
+            catalog_version,
+        )
     }
 
-    fn key_with(&self, sql: &str, view_key: u64, scs: bool, catalog_version: u64) -> Option<CacheKey> {
+    fn key_with(
+        &self,
+        sql: &str,
+        view_key: u64,
+        scs: bool,
+        catalog_version: u64,
+    ) -> Option<CacheKey> {
         let scan = lexer::scan(sql, scs, self.keys).ok()?;
         Some(CacheKey {
             text: scan.key,
@@ -86,8 +97,15 @@ impl Analyser {
 
     /// [`Self::cached`] with the view's key computed once by the caller
     /// (sessions keep it until their settings change).
-    pub fn cached_with_key(&self, sql: &str, view_key: u64, scs: bool, catalog_version: u64) -> Option<Analyses> {
-        self.cache.get(&self.key_with(sql, view_key, scs, catalog_version)?)
+    pub fn cached_with_key(
+        &self,
+        sql: &str,
+        view_key: u64,
+        scs: bool,
+        catalog_version: u64,
+    ) -> Option<Analyses> {
+        self.cache
+            .get(&self.key_with(sql, view_key, scs, catalog_version)?)
     }
 
     /// Analyses `sql` now, on the calling thread (which must have a large
