@@ -675,3 +675,9 @@ fn set_operations_other_than_union_read_the_right_side_as_filter() {
         &["hr.employees o=id", "hr.salaries f=employee_id"],
     );
 }
+
+#[test]
+fn temp_table_creation_is_an_effect() {
+    let a = analyse_one("CREATE TEMPORARY TABLE regr_test (x float8, y float8)", &view());
+    assert!(a.effects.contains(&SessionEffect::TempRelation("regr_test".into())), "{:?}", a.effects);
+}

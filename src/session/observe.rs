@@ -41,6 +41,8 @@ pub struct Observer {
     catalog_changed: bool,
     /// (settings generation, view key) of the last cache lookup.
     view_key: Option<(u64, u64)>,
+    /// This session changed the catalog; reload before the next analysis.
+    pub catalog_stale: bool,
 }
 
 fn text_of(body: &[u8]) -> Result<&str, ProtocolError> {
@@ -62,6 +64,7 @@ impl Observer {
             rows: 0,
             catalog_changed: false,
             view_key: None,
+            catalog_stale: false,
         }
     }
 
@@ -78,9 +81,18 @@ impl Observer {
         self.ready = Some(a);
     }
 
+    /// The database this session is connected to.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
     fn analyses(&mut self, text: &str) -> Option<Analyses> {
         if let Some(a) = self.ready.take() {
             return Some(a);
+        }
+        if self.catalog_stale {
+            // Make the relay reload the catalog before analysing.
+            return None;
         }
         let version = self.catalog().version;
         let key = self.view_key();
@@ -202,8 +214,11 @@ impl Observer {
                 self.settings.on_ready(idle);
                 self.tracker.ready();
                 if idle && self.catalog_changed {
-                    // DDL is visible to the catalog reader once committed.
+                    // DDL is visible to the catalog reader once committed:
+                    // this session's next analysis reloads first, and every
+                    // other session's catalog follows shortly.
                     self.catalog_changed = false;
+                    self.catalog_stale = true;
                     self.ctx.catalogs.request_reload(&self.database);
                 }
             }

@@ -519,6 +519,12 @@ impl Session {
         let Some(obs) = self.observer.as_mut() else {
             return;
         };
+        if std::mem::take(&mut obs.catalog_stale) {
+            if let Err(e) = self.ctx.catalogs.reload_now(obs.database()).await {
+                tracing::warn!(error = %e, "catalog reload after DDL failed");
+            }
+            self.last_reload = Some(Instant::now());
+        }
         let view = obs.settings.view();
         let catalog = obs.catalog();
         let mut result = self.ctx.analyser.analyse(text, &view, &catalog).await;
