@@ -678,6 +678,14 @@ fn set_operations_other_than_union_read_the_right_side_as_filter() {
 
 #[test]
 fn temp_table_creation_is_an_effect() {
-    let a = analyse_one("CREATE TEMPORARY TABLE regr_test (x float8, y float8)", &view());
-    assert!(a.effects.contains(&SessionEffect::TempRelation("regr_test".into())), "{:?}", a.effects);
+    let a = analyse_one(
+        "CREATE TEMPORARY TABLE regr_test (x float8, y float8)",
+        &view(),
+    );
+    assert!(
+        a.effects
+            .contains(&SessionEffect::TempRelation("regr_test".into())),
+        "{:?}",
+        a.effects
+    );
 }

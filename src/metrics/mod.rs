@@ -35,6 +35,10 @@ pub struct Metrics {
     pub cancels: IntCounterVec,
     /// Time a statement's bytes spent inside pgwarden, both directions.
     pub proxy_time: Histogram,
+    /// Statements fully analysed.
+    pub statements_analysed: IntCounter,
+    /// Statements recorded as unanalysed (parse or resolution failed).
+    pub statements_unanalysed: IntCounter,
     /// Audit records written to the sink.
     pub audit_records: IntCounter,
     /// Audit records dropped (`on_full = "drop_and_count"`, or sent after shutdown).
@@ -122,8 +126,17 @@ impl Metrics {
             "Failed writes to the audit sink (retried).",
         )
         .expect("static metric");
+        let statements = IntCounterVec::new(
+            Opts::new(
+                "pgwarden_statements_total",
+                "Statements analysed, by result (analysed, unanalysed).",
+            ),
+            &["analysis"],
+        )
+        .expect("static metric");
         for c in [
-            Box::new(connections_open.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(statements.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connections_open.clone()),
             Box::new(connections_total.clone()),
             Box::new(auth_failures.clone()),
             Box::new(refused.clone()),
@@ -154,6 +167,8 @@ impl Metrics {
             audit_dropped,
             audit_queue,
             audit_write_errors,
+            statements_analysed: statements.with_label_values(&["analysed"]),
+            statements_unanalysed: statements.with_label_values(&["unanalysed"]),
         }
     }
 

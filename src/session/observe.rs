@@ -281,6 +281,11 @@ impl Observer {
 
     fn record(&mut self, f: Finished) {
         self.statements += 1;
+        if f.pending.analysis.unanalysed.is_some() {
+            self.ctx.metrics.statements_unanalysed.inc();
+        } else {
+            self.ctx.metrics.statements_analysed.inc();
+        }
         let mut r = StatementRecord::new(self.session.clone(), f.pending.analysis.clone());
         r.timestamp = f.pending.timestamp;
         r.full_text = f.pending.full_text.clone();
