@@ -519,30 +519,35 @@ impl Session {
         let Some(obs) = self.observer.as_mut() else {
             return;
         };
-        if std::mem::take(&mut obs.catalog_stale) {
-            if let Err(e) = self.ctx.catalogs.reload_now(obs.database()).await {
-                tracing::warn!(error = %e, "catalog reload after DDL failed");
-            }
-            self.last_reload = Some(Instant::now());
-        }
         let view = obs.settings.view();
         let catalog = obs.catalog();
         let mut result = self.ctx.analyser.analyse(text, &view, &catalog).await;
+        // After this session's DDL the snapshot may be stale. Statements that
+        // look nothing up (more DDL, SET, BEGIN) do not need a fresh one, so
+        // a run of DDL costs one reload, at the first statement that reads.
+        let depends_on_catalog = result
+            .iter()
+            .any(|a| !a.accesses.is_empty() || a.unanalysed.is_some() || !a.opaque_calls.is_empty());
+        let stale = obs.catalog_stale && depends_on_catalog;
         let missing = result.iter().any(|a| {
             a.unanalysed
                 .as_deref()
                 .is_some_and(|u| u.contains("does not exist"))
         });
-        if missing
+        // A name created by another session: reload, but not in a tight loop.
+        let retry_missing = missing
             && self
                 .last_reload
-                .is_none_or(|t| t.elapsed() > Duration::from_millis(500))
-        {
+                .is_none_or(|t| t.elapsed() > Duration::from_millis(500));
+        if stale || retry_missing {
+            obs.catalog_stale = false;
             self.last_reload = Some(Instant::now());
-            if let Ok(fresh) = self.ctx.catalogs.reload_now(&self.info.database).await {
-                if fresh.version != catalog.version {
+            match self.ctx.catalogs.reload_now(&self.info.database).await {
+                Ok(fresh) if fresh.version != catalog.version => {
                     result = self.ctx.analyser.analyse(text, &view, &fresh).await;
                 }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "catalog reload failed"),
             }
         }
         obs.set_ready(result);
