@@ -281,6 +281,7 @@ fn analyse(
     let view = SessionView {
         search_path: search_path.to_vec(),
         temp_relations: temp.to_vec(),
+        created: Vec::new(),
         standard_conforming_strings: true,
     };
     let (sql, catalog) = (sql.to_owned(), catalog.clone());

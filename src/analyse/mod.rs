@@ -15,7 +15,10 @@ mod scope;
 mod statement;
 mod walker;
 
-pub use model::{Analysis, OpaqueCall, RelationAccess, RelationName, SessionEffect, StatementKind};
+pub use model::{
+    Analysis, CreatedRelation, OpaqueCall, RelationAccess, RelationName, SessionEffect,
+    StatementKind,
+};
 
 use crate::catalog::Catalog;
 use std::hash::{Hash, Hasher};
@@ -31,6 +34,8 @@ pub struct SessionView {
     pub search_path: Vec<String>,
     /// Temporary relations this session created.
     pub temp_relations: Vec<String>,
+    /// Relations this session created in its open transaction.
+    pub created: Vec<model::CreatedRelation>,
     /// `standard_conforming_strings` as the server last reported it.
     pub standard_conforming_strings: bool,
 }
@@ -221,6 +226,7 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
             continue;
         };
         let mut w = walker::Walker::new(catalog, &view.search_path, &view.temp_relations);
+        w.set_created(&view.created);
         let facts = statement::walk(&mut w, node);
         for e in &facts.effects {
             match e {
@@ -228,6 +234,7 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
                     view.to_mut().search_path = v.clone()
                 }
                 SessionEffect::TempRelation(t) => view.to_mut().temp_relations.push(t.clone()),
+                SessionEffect::CreatedRelation(c) => view.to_mut().created.push(c.clone()),
                 _ => {}
             }
         }

@@ -85,6 +85,18 @@ pub struct OpaqueCall {
     pub columns: Vec<String>,
 }
 
+/// A relation created by this session that the catalog snapshot may not
+/// show yet (uncommitted, or not reloaded).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CreatedRelation {
+    /// Schema, if the statement named one.
+    pub schema: Option<String>,
+    /// Relation name.
+    pub name: String,
+    /// Its columns, when the statement lists them all.
+    pub columns: Option<Vec<String>>,
+}
+
 /// A change a statement makes to the session that later statements depend on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEffect {
@@ -108,6 +120,9 @@ pub enum SessionEffect {
     ResetAll,
     /// A temporary relation was created with this name.
     TempRelation(String),
+    /// A permanent relation was created; until its transaction commits and
+    /// the catalog is reloaded, only this session knows it.
+    CreatedRelation(CreatedRelation),
     /// PREPARE name AS statement.
     Prepare(String),
     /// DEALLOCATE name (`None` = ALL).

@@ -670,13 +670,49 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
         NodeEnum::LoadStmt(_) => kind(&mut f, StatementKind::Other, "LOAD"),
         NodeEnum::ConstraintsSetStmt(_) => kind(&mut f, StatementKind::Set, "SET CONSTRAINTS"),
         NodeEnum::CreateStmt(c) => {
-            if c.relation.as_ref().is_some_and(|r| r.relpersistence == "t") {
-                if let Some(r) = &c.relation {
+            if let Some(r) = &c.relation {
+                if r.relpersistence == "t" {
                     f.effects
                         .push(SessionEffect::TempRelation(r.relname.clone()));
+                } else {
+                    // All columns are known only from a plain column list.
+                    let plain = c.inh_relations.is_empty()
+                        && c.of_typename.is_none()
+                        && c.partbound.is_none();
+                    let mut cols = Vec::new();
+                    let mut complete = plain;
+                    for e in &c.table_elts {
+                        match e.node.as_ref() {
+                            Some(NodeEnum::ColumnDef(cd)) => cols.push(cd.colname.clone()),
+                            Some(NodeEnum::TableLikeClause(_)) => complete = false,
+                            _ => {}
+                        }
+                    }
+                    f.effects.push(SessionEffect::CreatedRelation(
+                        super::model::CreatedRelation {
+                            schema: (!r.schemaname.is_empty()).then(|| r.schemaname.clone()),
+                            name: r.relname.clone(),
+                            columns: complete.then_some(cols),
+                        },
+                    ));
                 }
             }
             kind(&mut f, StatementKind::Ddl, "CREATE TABLE");
+            f.effects.push(SessionEffect::CatalogChanged);
+        }
+        NodeEnum::ViewStmt(v) => {
+            if let Some(r) = &v.view {
+                // Until the catalog shows its definition, a new view's
+                // columns cannot be traced: any column resolves to it.
+                f.effects.push(SessionEffect::CreatedRelation(
+                    super::model::CreatedRelation {
+                        schema: (!r.schemaname.is_empty()).then(|| r.schemaname.clone()),
+                        name: r.relname.clone(),
+                        columns: None,
+                    },
+                ));
+            }
+            kind(&mut f, StatementKind::Ddl, "CREATE VIEW");
             f.effects.push(SessionEffect::CatalogChanged);
         }
         _ => {

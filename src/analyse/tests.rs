@@ -166,6 +166,7 @@ fn view() -> SessionView {
     SessionView {
         search_path: vec!["hr".into(), "public".into()],
         temp_relations: Vec::new(),
+        created: Vec::new(),
         standard_conforming_strings: true,
     }
 }
@@ -688,4 +689,26 @@ fn temp_table_creation_is_an_effect() {
         "{:?}",
         a.effects
     );
+}
+
+#[test]
+fn relations_created_in_the_session_resolve_before_the_catalog_shows_them() {
+    let catalog = hr_catalog();
+    let v = view();
+    let all = parse::on_parser_thread_blocking(move || {
+        analyse_text(
+            "CREATE TABLE hr.bonus_plan (employee_id int, pct numeric); INSERT INTO bonus_plan SELECT id, 1 FROM employees; \
+             CREATE VIEW v_new AS SELECT 1 AS x; SELECT x FROM v_new",
+            &v,
+            &catalog,
+        )
+    })
+    .unwrap();
+    assert_eq!(all[1].unanalysed, None);
+    assert_eq!(
+        render(&all[1]),
+        vec!["hr.bonus_plan w=employee_id,pct", "hr.employees o=id"]
+    );
+    assert_eq!(all[3].unanalysed, None);
+    assert_eq!(render(&all[3]), vec!["hr.v_new o=x"]);
 }

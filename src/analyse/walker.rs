@@ -79,6 +79,7 @@ pub struct Walker<'a> {
     ctes: Vec<Cte>,
     depth: u32,
     views: Vec<Oid>,
+    created: Vec<super::model::CreatedRelation>,
 }
 
 fn str_of(n: &pb::Node) -> Option<&str> {
@@ -107,7 +108,23 @@ impl<'a> Walker<'a> {
             ctes: Vec::new(),
             depth: 0,
             views: Vec::new(),
+            created: Vec::new(),
         }
+    }
+
+    /// Relations created by the session that the catalog may not show yet.
+    pub fn set_created(&mut self, created: &[super::model::CreatedRelation]) {
+        self.created = created.to_vec();
+    }
+
+    /// A relation this session created that the catalog does not know.
+    fn created_relation(&self, rv: &pb::RangeVar) -> Option<&super::model::CreatedRelation> {
+        self.created.iter().rev().find(|c| {
+            c.name == rv.relname
+                && (rv.schemaname.is_empty()
+                    || c.schema.as_deref() == Some(rv.schemaname.as_str())
+                    || c.schema.is_none())
+        })
     }
 
     /// Notes why the analysis is incomplete (first reason first).
@@ -236,6 +253,39 @@ impl<'a> Walker<'a> {
                     refname: Some(rv.relname.clone()),
                     schema: Some("pg_temp".into()),
                     open_rel: Some(rel),
+                    ..Default::default()
+                }
+            }
+            Resolved::Missing if self.created_relation(rv).is_some() => {
+                let c = self.created_relation(rv).cloned().unwrap_or_else(|| {
+                    super::model::CreatedRelation {
+                        schema: None,
+                        name: rv.relname.clone(),
+                        columns: None,
+                    }
+                });
+                let schema = c
+                    .schema
+                    .clone()
+                    .or_else(|| self.search_path.first().cloned())
+                    .unwrap_or_default();
+                let rel = self.access(&schema, &c.name, None);
+                RangeEntry {
+                    refname: Some(c.name.clone()),
+                    schema: Some(schema),
+                    columns: c
+                        .columns
+                        .iter()
+                        .flatten()
+                        .map(|col| ScopeColumn {
+                            name: col.clone(),
+                            lineage: vec![ColRef {
+                                rel,
+                                col: col.clone(),
+                            }],
+                        })
+                        .collect(),
+                    open_rel: c.columns.is_none().then_some(rel),
                     ..Default::default()
                 }
             }

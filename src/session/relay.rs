@@ -525,9 +525,9 @@ impl Session {
         // After this session's DDL the snapshot may be stale. Statements that
         // look nothing up (more DDL, SET, BEGIN) do not need a fresh one, so
         // a run of DDL costs one reload, at the first statement that reads.
-        let depends_on_catalog = result
-            .iter()
-            .any(|a| !a.accesses.is_empty() || a.unanalysed.is_some() || !a.opaque_calls.is_empty());
+        let depends_on_catalog = result.iter().any(|a| {
+            !a.accesses.is_empty() || a.unanalysed.is_some() || !a.opaque_calls.is_empty()
+        });
         let stale = obs.catalog_stale && depends_on_catalog;
         let missing = result.iter().any(|a| {
             a.unanalysed

@@ -17,6 +17,8 @@ struct Values {
     session_user: Option<String>,
     /// Temporary relations created in this session.
     temp_relations: Vec<String>,
+    /// Permanent relations created in the open transaction.
+    created: Vec<crate::analyse::CreatedRelation>,
 }
 
 /// Tracks the settings of one session.
@@ -63,6 +65,7 @@ impl Settings {
             role: None,
             session_user: None,
             temp_relations: Vec::new(),
+            created: Vec::new(),
         };
         Self {
             login_user: user.to_owned(),
@@ -124,6 +127,7 @@ impl Settings {
                 })
                 .collect(),
             temp_relations: self.current.temp_relations.clone(),
+            created: self.current.created.clone(),
             standard_conforming_strings: self.standard_conforming_strings,
         }
     }
@@ -168,6 +172,7 @@ impl Settings {
                     self.local_search_path = None;
                     self.local_role = None;
                 }
+                SessionEffect::CreatedRelation(c) => self.current.created.push(c.clone()),
                 SessionEffect::TempRelation(name)
                     if !self.current.temp_relations.contains(name) =>
                 {
@@ -222,6 +227,13 @@ impl Settings {
             self.stable = self.current.clone();
         } else {
             self.current = self.stable.clone();
+        }
+        // Committed relations come from the catalog's next reload; rolled
+        // back ones are gone.
+        if !self.current.created.is_empty() {
+            self.current.created.clear();
+            self.stable.created.clear();
+            self.generation = self.generation.wrapping_add(2);
         }
         self.local_search_path = None;
         self.local_role = None;
