@@ -52,6 +52,11 @@ const OPAQUE_BUILTINS: &[&str] = &[
     "loread",
 ];
 
+/// Schemas of PostgreSQL's own catalog and information views.
+fn is_system_schema(schema: &str) -> bool {
+    schema == "pg_catalog" || schema == "information_schema"
+}
+
 /// Columns every table has besides its own (PostgreSQL's system columns).
 const SYSTEM_COLUMNS: &[&str] = &["ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"];
 
@@ -217,7 +222,8 @@ impl<'a> Walker<'a> {
     pub fn relation_entry(&mut self, rv: &pb::RangeVar) -> RangeEntry {
         let alias = rv.alias.as_ref();
         let mut entry = match self.resolve_relation(rv) {
-            Resolved::Relation(r) if r.kind == RelKind::View => self.view_entry(r),
+            // System views are read as tables (their definitions are not loaded).
+            Resolved::Relation(r) if r.kind == RelKind::View && !is_system_schema(&r.schema) => self.view_entry(r),
             Resolved::Relation(r) => {
                 let rel = self.access(&r.schema, &r.name, Some(r.oid));
                 RangeEntry {

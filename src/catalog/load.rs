@@ -195,8 +195,13 @@ fn schemas_sql() -> String {
 
 fn relations_sql() -> String {
     format!(
+        // System views (pg_catalog, information_schema) hold no user data
+        // and are analysed as tables: skipping their definitions keeps a
+        // reload cheap (pg_get_viewdef deparses every view it is asked for).
         "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind,
-                CASE WHEN c.relkind IN ('v', 'm') THEN pg_catalog.pg_get_viewdef(c.oid) END
+                CASE WHEN c.relkind IN ('v', 'm')
+                      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                     THEN pg_catalog.pg_get_viewdef(c.oid) END
          FROM pg_catalog.pg_class c
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE {RELKINDS} AND {NOT_TEMP}"
