@@ -62,19 +62,22 @@ fn pool() -> &'static Mutex<mpsc::Sender<Job>> {
     })
 }
 
+fn submit(job: Job) -> Result<(), ParseError> {
+    pool()
+        .lock()
+        .map_err(|_| ParseError::Unavailable)?
+        .send(job)
+        .map_err(|_| ParseError::Unavailable)
+}
+
 /// Runs `f` on a parser thread and waits for its result.
 pub async fn on_parser_thread<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ParseError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
+    submit(Box::new(move || {
         let _ = tx.send(f());
-    });
-    pool()
-        .lock()
-        .map_err(|_| ParseError::Unavailable)?
-        .send(job)
-        .map_err(|_| ParseError::Unavailable)?;
+    }))?;
     rx.await.map_err(|_| ParseError::Unavailable)
 }
 
@@ -83,14 +86,9 @@ pub fn on_parser_thread_blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ParseError> {
     let (tx, rx) = mpsc::channel();
-    let job: Job = Box::new(move || {
+    submit(Box::new(move || {
         let _ = tx.send(f());
-    });
-    pool()
-        .lock()
-        .map_err(|_| ParseError::Unavailable)?
-        .send(job)
-        .map_err(|_| ParseError::Unavailable)?;
+    }))?;
     rx.recv().map_err(|_| ParseError::Unavailable)
 }
 

@@ -80,6 +80,27 @@ fn res_target_column(n: &pb::Node) -> Option<(String, &pb::ResTarget)> {
     }
 }
 
+/// `SET col = value, ...` (UPDATE, ON CONFLICT DO UPDATE, MERGE): the
+/// columns are written, the values' sources flow into them, and subscripts
+/// (`SET a[i] = ...`) pick what is written.
+fn set_clause(w: &mut Walker<'_>, targets: &[pb::Node], scope: &Scope<'_>, rel: Option<usize>) {
+    let mut cols = Vec::new();
+    for t in targets {
+        if let Some((name, rt)) = res_target_column(t) {
+            cols.push(name);
+            if let Some(v) = rt.val.as_deref() {
+                let l = w.expr(v, scope);
+                w.mark(&l, Usage::Output);
+            }
+            for ind in &rt.indirection {
+                let l = w.expr(ind, scope);
+                w.mark(&l, Usage::Filter);
+            }
+        }
+    }
+    mark_written(w, rel, cols);
+}
+
 /// RETURNING: its values reach the client.
 fn returning(
     w: &mut Walker<'_>,
@@ -194,17 +215,7 @@ fn insert(w: &mut Walker<'_>, s: &pb::InsertStmt, parent: Option<&Scope<'_>>) ->
         excluded.refname = Some("excluded".into());
         excluded.schema = None;
         scope.entries.push(excluded);
-        let mut set_cols = Vec::new();
-        for t in &oc.target_list {
-            if let Some((name, rt)) = res_target_column(t) {
-                set_cols.push(name);
-                if let Some(v) = rt.val.as_deref() {
-                    let l = w.expr(v, &scope);
-                    w.mark(&l, Usage::Output);
-                }
-            }
-        }
-        mark_written(w, rel, set_cols);
+        set_clause(w, &oc.target_list, &scope, rel);
         if let Some(wc) = oc.where_clause.as_deref() {
             let l = w.expr(wc, &scope);
             w.mark(&l, Usage::Filter);
@@ -228,22 +239,7 @@ fn update(w: &mut Walker<'_>, s: &pb::UpdateStmt, parent: Option<&Scope<'_>>) ->
     for f in &s.from_clause {
         w.range_item(f, &mut scope);
     }
-    let mut set_cols = Vec::new();
-    for t in &s.target_list {
-        if let Some((name, rt)) = res_target_column(t) {
-            set_cols.push(name);
-            if let Some(v) = rt.val.as_deref() {
-                let l = w.expr(v, &scope);
-                w.mark(&l, Usage::Output);
-            }
-            // Subscripts in `SET a[i] = ...` pick what is written.
-            for ind in &rt.indirection {
-                let l = w.expr(ind, &scope);
-                w.mark(&l, Usage::Filter);
-            }
-        }
-    }
-    mark_written(w, rel, set_cols);
+    set_clause(w, &s.target_list, &scope, rel);
     if let Some(wc) = s.where_clause.as_deref() {
         let l = w.expr(wc, &scope);
         w.mark(&l, Usage::Filter);
@@ -306,19 +302,7 @@ fn merge_stmt(
             w.mark(&l, Usage::Filter);
         }
         match pb::CmdType::try_from(c.command_type).unwrap_or(pb::CmdType::Undefined) {
-            pb::CmdType::CmdUpdate => {
-                let mut cols = Vec::new();
-                for t in &c.target_list {
-                    if let Some((name, rt)) = res_target_column(t) {
-                        cols.push(name);
-                        if let Some(v) = rt.val.as_deref() {
-                            let l = w.expr(v, &scope);
-                            w.mark(&l, Usage::Output);
-                        }
-                    }
-                }
-                mark_written(w, rel, cols);
-            }
+            pb::CmdType::CmdUpdate => set_clause(w, &c.target_list, &scope, rel),
             pb::CmdType::CmdInsert => {
                 let cols: Vec<String> = c
                     .target_list

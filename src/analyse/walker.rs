@@ -223,7 +223,9 @@ impl<'a> Walker<'a> {
         let alias = rv.alias.as_ref();
         let mut entry = match self.resolve_relation(rv) {
             // System views are read as tables (their definitions are not loaded).
-            Resolved::Relation(r) if r.kind == RelKind::View && !is_system_schema(&r.schema) => self.view_entry(r),
+            Resolved::Relation(r) if r.kind == RelKind::View && !is_system_schema(&r.schema) => {
+                self.view_entry(r)
+            }
             Resolved::Relation(r) => {
                 let rel = self.access(&r.schema, &r.name, Some(r.oid));
                 RangeEntry {
