@@ -60,6 +60,7 @@ fn analysis() -> Arc<Analysis> {
         fingerprint: Arc::from("9f3c2a17b04e55d1"),
         effects: vec![],
         refers_to: None,
+        inner_kind: None,
     })
 }
 

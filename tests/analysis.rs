@@ -282,6 +282,7 @@ fn analyse(
         search_path: search_path.to_vec(),
         temp_relations: temp.to_vec(),
         created: Vec::new(),
+        default_search_path: vec!["public".into()],
         standard_conforming_strings: true,
     };
     let (sql, catalog) = (sql.to_owned(), catalog.clone());

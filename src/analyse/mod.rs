@@ -36,6 +36,8 @@ pub struct SessionView {
     pub temp_relations: Vec<String>,
     /// Relations this session created in its open transaction.
     pub created: Vec<model::CreatedRelation>,
+    /// The search path RESET returns to (`$user` expanded).
+    pub default_search_path: Vec<String>,
     /// `standard_conforming_strings` as the server last reported it.
     pub standard_conforming_strings: bool,
 }
@@ -190,6 +192,7 @@ fn unanalysed(sql: &str, view: &SessionView, why: String) -> Analysis {
         normalized,
         effects: Vec::new(),
         refers_to: None,
+        inner_kind: None,
     }
 }
 
@@ -230,8 +233,11 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
         let facts = statement::walk(&mut w, node);
         for e in &facts.effects {
             match e {
-                SessionEffect::SearchPath { value: Some(v), .. } => {
-                    view.to_mut().search_path = v.clone()
+                SessionEffect::SearchPath { value, .. } => {
+                    let v = value
+                        .clone()
+                        .unwrap_or_else(|| view.default_search_path.clone());
+                    view.to_mut().search_path = v;
                 }
                 SessionEffect::TempRelation(t) => view.to_mut().temp_relations.push(t.clone()),
                 SessionEffect::CreatedRelation(c) => view.to_mut().created.push(c.clone()),
@@ -251,6 +257,7 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
             normalized,
             effects: facts.effects,
             refers_to: facts.refers_to,
+            inner_kind: facts.inner_kind,
         }));
     }
     out

@@ -156,6 +156,9 @@ pub struct Analysis {
     pub effects: Vec<SessionEffect>,
     /// For EXECUTE/FETCH: the prepared statement or cursor it runs.
     pub refers_to: Option<String>,
+    /// For PREPARE/DECLARE: the kind of the statement they hold (what an
+    /// EXECUTE or FETCH of it will be).
+    pub inner_kind: Option<StatementKind>,
 }
 
 impl Analysis {

@@ -18,6 +18,8 @@ pub struct StatementFacts {
     pub effects: Vec<SessionEffect>,
     /// EXECUTE / FETCH target.
     pub refers_to: Option<String>,
+    /// PREPARE / DECLARE: the kind of the statement they hold.
+    pub inner_kind: Option<StatementKind>,
 }
 
 fn strings(list: &[pb::Node]) -> Vec<String> {
@@ -531,6 +533,7 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
         NodeEnum::PrepareStmt(p) => {
             if let Some(q) = p.query.as_deref().and_then(|q| q.node.as_ref()) {
                 let inner = walk(w, q);
+                f.inner_kind = inner.kind;
                 f.effects.extend(
                     inner
                         .effects
@@ -558,7 +561,7 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
         }
         NodeEnum::DeclareCursorStmt(d) => {
             if let Some(q) = d.query.as_deref().and_then(|q| q.node.as_ref()) {
-                walk(w, q);
+                f.inner_kind = walk(w, q).kind;
             }
             f.effects
                 .push(SessionEffect::DeclareCursor(d.portalname.clone()));

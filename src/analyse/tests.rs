@@ -167,6 +167,7 @@ fn view() -> SessionView {
         search_path: vec!["hr".into(), "public".into()],
         temp_relations: Vec::new(),
         created: Vec::new(),
+        default_search_path: vec!["public".into()],
         standard_conforming_strings: true,
     }
 }
@@ -711,4 +712,20 @@ fn relations_created_in_the_session_resolve_before_the_catalog_shows_them() {
     );
     assert_eq!(all[3].unanalysed, None);
     assert_eq!(render(&all[3]), vec!["hr.v_new o=x"]);
+}
+
+#[test]
+fn reset_search_path_within_one_text() {
+    let catalog = hr_catalog();
+    let v = view();
+    let all = parse::on_parser_thread_blocking(move || {
+        analyse_text(
+            "SET search_path = hr; RESET search_path; SELECT body FROM notes",
+            &v,
+            &catalog,
+        )
+    })
+    .unwrap();
+    assert_eq!(all[2].unanalysed, None, "{:?}", all[2]);
+    assert_eq!(render(&all[2]), vec!["public.notes o=body"]);
 }

@@ -41,6 +41,7 @@ fn select_analysis() -> Arc<Analysis> {
         fingerprint: Arc::from("0123456789abcdef"),
         effects: vec![],
         refers_to: None,
+        inner_kind: None,
     })
 }
 

@@ -332,6 +332,7 @@ fn placeholder(command: &str, unanalysed: Option<String>, opaque: Vec<OpaqueCall
         fingerprint: Arc::from("0000000000000000"),
         effects: Vec::new(),
         refers_to: None,
+        inner_kind: None,
     }
 }
 

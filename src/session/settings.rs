@@ -115,9 +115,8 @@ impl Settings {
             .as_ref()
             .unwrap_or(&self.current.search_path);
         let role = self.effective_role();
-        SessionView {
-            search_path: raw
-                .iter()
+        let expand = |path: &[String]| -> Vec<String> {
+            path.iter()
                 .map(|s| {
                     if s == "$user" {
                         role.to_owned()
@@ -125,7 +124,11 @@ impl Settings {
                         s.clone()
                     }
                 })
-                .collect(),
+                .collect()
+        };
+        SessionView {
+            search_path: expand(raw),
+            default_search_path: expand(&self.default_search_path),
             temp_relations: self.current.temp_relations.clone(),
             created: self.current.created.clone(),
             standard_conforming_strings: self.standard_conforming_strings,

@@ -2,7 +2,7 @@
 //! that every statement gets one audit record with its rows, bytes, duration
 //! and outcome, in both the simple and the extended protocol.
 
-use crate::analyse::{Analysis, StatementKind};
+use crate::analyse::Analysis;
 use crate::audit::{ErrorInfo, Outcome};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -46,6 +46,8 @@ pub struct Tracker {
     pending: VecDeque<Pending>,
     group: u64,
     ready_seen: u64,
+    /// Statements parsed per request group, until the group is answered.
+    parsed: VecDeque<(u64, Arc<Analysis>)>,
     /// Protocol-level prepared statements (Parse), by name ("" = unnamed).
     pub statements: HashMap<String, Arc<Analysis>>,
     /// Portals (Bind), by name.
@@ -100,9 +102,7 @@ impl Tracker {
                 if merged.unanalysed.is_none() {
                     merged.unanalysed.clone_from(&t.unanalysed);
                 }
-                if t.kind != StatementKind::Other {
-                    merged.kind = t.kind;
-                }
+                merged.kind = t.inner_kind.unwrap_or(t.kind);
             }
             None => {
                 merged.unanalysed =
@@ -112,8 +112,11 @@ impl Tracker {
         Arc::new(merged)
     }
 
-    /// Parse: remembers the analysis of a named or unnamed statement.
+    /// Parse: remembers the analysis of a named or unnamed statement, and
+    /// that this request group parsed it (an error before any Execute, e.g.
+    /// an unknown table, is then still recorded against it).
     pub fn parse(&mut self, name: &str, analysis: Arc<Analysis>) {
+        self.parsed.push_back((self.group, analysis.clone()));
         self.statements.insert(name.to_owned(), analysis);
     }
 
@@ -178,8 +181,31 @@ impl Tracker {
     /// ErrorResponse: the head statement failed; the rest of its request
     /// group never runs (PostgreSQL skips to the next Sync / ends the Query).
     pub fn error(&mut self, sqlstate: &str, message: &str) -> Option<Finished> {
+        // The group being answered is the one the next ReadyForQuery closes.
+        let answering = self.ready_seen;
+        if self.pending.front().is_none_or(|p| p.group != answering) {
+            // Nothing executed in this group: the error is the Parse's.
+            let (_, analysis) = self.parsed.iter().find(|(g, _)| *g == answering)?.clone();
+            self.parsed.retain(|(g, _)| *g != answering);
+            let now = Instant::now();
+            return Some(Finished {
+                duration: Duration::ZERO,
+                tag: None,
+                outcome: Outcome::Error(ErrorInfo::new(sqlstate, message)),
+                pending: Pending {
+                    analysis,
+                    group: answering,
+                    timestamp: SystemTime::now(),
+                    started: now,
+                    rows: 0,
+                    bytes: 0,
+                    full_text: None,
+                },
+            });
+        }
         let p = self.pending.pop_front()?;
         let group = p.group;
+        self.parsed.retain(|(g, _)| *g != group);
         while self.pending.front().is_some_and(|q| q.group == group) {
             self.pending.pop_front();
         }
@@ -198,6 +224,9 @@ impl Tracker {
         self.ready_seen += 1;
         while self.pending.front().is_some_and(|q| q.group <= closed) {
             self.pending.pop_front();
+        }
+        while self.parsed.front().is_some_and(|(g, _)| *g <= closed) {
+            self.parsed.pop_front();
         }
     }
 
