@@ -551,7 +551,11 @@ fn run(c: &mut Criterion, samples: &Samples) {
 
     let names: Vec<&str> = statements.iter().map(|s| s.name).collect();
     let firsts: Vec<&str> = variants.iter().map(|v| v[0].as_str()).collect();
-    profile_parts(&catalog, &view, &names, &firsts);
+    // A profiling run (`-- --profile-time N filter`) should contain only the
+    // bench being profiled.
+    if !std::env::args().any(|a| a == "--profile-time") {
+        profile_parts(&catalog, &view, &names, &firsts);
+    }
 }
 
 /// Where the time goes, per statement: the pieces `analyse_text` and
@@ -562,19 +566,24 @@ fn run(c: &mut Criterion, samples: &Samples) {
 fn profile_parts(catalog: &Catalog, view: &SessionView, names: &[&str], texts: &[&str]) {
     let keys = lexer::HashKeys::random();
     let analyser = Analyser::new(CACHE_CAPACITY);
-    let time = |f: &dyn Fn()| median_of_batches(f);
-    println!("\nWhere the time goes (median ns per call, one text per statement):");
+    let time = |f: &dyn Fn()| fastest_batch(f);
     println!(
-        "{:<18}{:>9}{:>9}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}",
+        "\nWhere the time goes (ns per call, fastest 1 ms batch, one text per statement; \
+         C proto and PR::new by difference):"
+    );
+    println!(
+        "{:<18}{:>8}{:>7}{:>7}{:>9}{:>9}{:>8}{:>8}{:>8}{:>8}{:>7}{:>9}",
         "statement",
         "viewkey",
         "scan",
         "hit",
         "uncached",
         "pg_query",
+        "C parse",
+        "C proto",
         "decode",
-        "nodes()",
-        "normalize",
+        "PR::new",
+        "normal",
         "walk+rest"
     );
     for (name, sql) in names.iter().zip(texts) {
@@ -605,15 +614,26 @@ fn profile_parts(catalog: &Catalog, view: &SessionView, names: &[&str], texts: &
                     .ok(),
             );
         });
-        let nodes = time(&|| {
-            black_box(black_box(&parsed.protobuf).nodes().len());
+        let decode_and_new = time(&|| {
+            black_box(
+                <pg_query::protobuf::ParseResult as prost::Message>::decode(black_box(&bytes[..]))
+                    .map(|p| pg_query::ParseResult::new(p, String::new()))
+                    .ok(),
+            );
+        });
+        // libpg_query's raw parser alone, without its protobuf output.
+        let raw = time(&|| {
+            black_box(pg_query::split_with_parser(black_box(sql)).ok());
         });
         let normalize = time(&|| {
             black_box(lexer::normalize(black_box(sql), true).ok());
         });
         let rest = uncached - parse - 2.0 * scan - normalize;
+        let pr_new = decode_and_new - decode;
+        let c_proto = parse - raw - decode_and_new;
         println!(
-            "{name:<18}{view_key:>9.0}{scan:>9.0}{hit:>10.0}{uncached:>10.0}{parse:>10.0}{decode:>10.0}{nodes:>10.0}{normalize:>10.0}{rest:>10.0}"
+            "{name:<18}{view_key:>8.0}{scan:>7.0}{hit:>7.0}{uncached:>9.0}{parse:>9.0}{raw:>8.0}\
+             {c_proto:>8.0}{decode:>8.0}{pr_new:>8.0}{normalize:>7.0}{rest:>9.0}"
         );
     }
     if let Some(def) = catalog
@@ -628,24 +648,23 @@ fn profile_parts(catalog: &Catalog, view: &SessionView, names: &[&str], texts: &
     }
 }
 
-/// Median over batches of the mean time per call, after a warm-up.
-fn median_of_batches(f: &dyn Fn()) -> f64 {
-    let warm_until = Instant::now() + Duration::from_millis(100);
-    let mut per_batch = 1u64;
-    while Instant::now() < warm_until {
-        for _ in 0..per_batch {
+/// The fastest of 60 batches (~1 ms each) of the mean time per call, after
+/// a warm-up. The breakdown subtracts parts from each other, so it needs the
+/// figure least disturbed by other load on the machine, not the typical one.
+fn fastest_batch(f: &dyn Fn()) -> f64 {
+    let start = Instant::now();
+    let (mut calls, mut per_round) = (0u64, 1u64);
+    while start.elapsed() < Duration::from_millis(100) {
+        for _ in 0..per_round {
             f();
         }
-        per_batch = (per_batch * 2).min(1 << 20);
+        calls += per_round;
+        per_round *= 2;
     }
     // Batches of ~1 ms: long enough to hide the clock's cost.
-    let one = {
-        let s = Instant::now();
-        f();
-        s.elapsed().as_nanos().max(1) as u64
-    };
-    let n = (1_000_000 / one).clamp(1, 100_000);
-    let mut times: Vec<f64> = (0..SAMPLES * 2)
+    let per_call = start.elapsed().as_nanos() as u64 / calls;
+    let n = (1_000_000 / per_call.max(1)).clamp(1, 100_000);
+    (0..60)
         .map(|_| {
             let s = Instant::now();
             for _ in 0..n {
@@ -653,8 +672,7 @@ fn median_of_batches(f: &dyn Fn()) -> f64 {
             }
             s.elapsed().as_nanos() as f64 / n as f64
         })
-        .collect();
-    median(&mut times)
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn median(v: &mut [f64]) -> f64 {

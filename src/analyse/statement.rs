@@ -38,31 +38,69 @@ fn mark_outputs(w: &mut Walker<'_>, cols: &[ScopeColumn], usage: Usage) {
     }
 }
 
-/// The entry for a DML target relation, and its access index (when it
-/// resolved to a real table).
-fn target_entry(w: &mut Walker<'_>, rv: &pb::RangeVar) -> (RangeEntry, Option<usize>) {
-    if let Resolved::Relation(r) = w.resolve_relation(rv) {
-        if r.kind == crate::catalog::RelKind::View {
-            // Writes through an updatable view land on its base table; the
-            // walker cannot map them column by column here.
-            w.problem(format!("write through view {}", r.qualified_name()));
-        }
-    }
+/// Where a DML statement's writes land.
+#[derive(Debug, Clone)]
+pub(super) enum Target {
+    /// Nothing resolved.
+    None,
+    /// A table (index into the accesses).
+    Rel(usize),
+    /// An updatable view: each view column writes the base column it shows.
+    View(RangeEntry),
+}
+
+/// The entry for a DML target relation, and where its writes land.
+fn target_entry(w: &mut Walker<'_>, rv: &pb::RangeVar) -> (RangeEntry, Target) {
+    let is_view = matches!(
+        w.resolve_relation(rv),
+        Resolved::Relation(r) if r.kind == crate::catalog::RelKind::View && r.view_definition.is_some()
+    );
     let e = w.relation_entry(rv);
+    if is_view {
+        return (e.clone(), Target::View(e));
+    }
     let idx = e
         .columns
         .first()
         .and_then(|c| c.lineage.first())
         .map(|c| c.rel)
         .or(e.open_rel);
-    (e, idx)
+    (e, idx.map_or(Target::None, Target::Rel))
 }
 
-fn mark_written(w: &mut Walker<'_>, rel: Option<usize>, cols: impl IntoIterator<Item = String>) {
-    let Some(rel) = rel else { return };
-    if let Some(a) = w.accesses.get_mut(rel) {
-        for c in cols {
-            a.written.insert(c);
+fn mark_written(w: &mut Walker<'_>, target: &Target, cols: impl IntoIterator<Item = String>) {
+    match target {
+        Target::None => {}
+        Target::Rel(rel) => {
+            if let Some(a) = w.accesses.get_mut(*rel) {
+                for c in cols {
+                    a.written.insert(c);
+                }
+            }
+        }
+        Target::View(entry) => {
+            for c in cols {
+                let lineage = entry.column(&c).unwrap_or_else(|| entry.whole_row());
+                for r in lineage {
+                    if let Some(a) = w.accesses.get_mut(r.rel) {
+                        a.written.insert(r.col);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// DELETE, TRUNCATE, MERGE ... DELETE: whole rows go.
+fn mark_deletes(w: &mut Walker<'_>, target: &Target) {
+    let rels: Vec<usize> = match target {
+        Target::None => Vec::new(),
+        Target::Rel(rel) => vec![*rel],
+        Target::View(entry) => entry.whole_row().into_iter().map(|c| c.rel).collect(),
+    };
+    for rel in rels {
+        if let Some(a) = w.accesses.get_mut(rel) {
+            a.deletes_rows = true;
         }
     }
 }
@@ -85,7 +123,7 @@ fn res_target_column(n: &pb::Node) -> Option<(String, &pb::ResTarget)> {
 /// `SET col = value, ...` (UPDATE, ON CONFLICT DO UPDATE, MERGE): the
 /// columns are written, the values' sources flow into them, and subscripts
 /// (`SET a[i] = ...`) pick what is written.
-fn set_clause(w: &mut Walker<'_>, targets: &[pb::Node], scope: &Scope<'_>, rel: Option<usize>) {
+fn set_clause(w: &mut Walker<'_>, targets: &[pb::Node], scope: &Scope<'_>, rel: &Target) {
     let mut cols = Vec::new();
     for t in targets {
         if let Some((name, rt)) = res_target_column(t) {
@@ -185,7 +223,7 @@ fn insert(w: &mut Walker<'_>, s: &pb::InsertStmt, parent: Option<&Scope<'_>>) ->
     } else {
         cols
     };
-    mark_written(w, rel, written.iter().cloned());
+    mark_written(w, &rel, written.iter().cloned());
     // The source rows' values flow into the table.
     if let Some(NodeEnum::SelectStmt(sel)) = s.select_stmt.as_deref().and_then(|n| n.node.as_ref())
     {
@@ -217,7 +255,7 @@ fn insert(w: &mut Walker<'_>, s: &pb::InsertStmt, parent: Option<&Scope<'_>>) ->
         excluded.refname = Some("excluded".into());
         excluded.schema = None;
         scope.entries.push(excluded);
-        set_clause(w, &oc.target_list, &scope, rel);
+        set_clause(w, &oc.target_list, &scope, &rel);
         if let Some(wc) = oc.where_clause.as_deref() {
             let l = w.expr(wc, &scope);
             w.mark(&l, Usage::Filter);
@@ -241,7 +279,7 @@ fn update(w: &mut Walker<'_>, s: &pb::UpdateStmt, parent: Option<&Scope<'_>>) ->
     for f in &s.from_clause {
         w.range_item(f, &mut scope);
     }
-    set_clause(w, &s.target_list, &scope, rel);
+    set_clause(w, &s.target_list, &scope, &rel);
     if let Some(wc) = s.where_clause.as_deref() {
         let l = w.expr(wc, &scope);
         w.mark(&l, Usage::Filter);
@@ -258,9 +296,7 @@ fn delete(w: &mut Walker<'_>, s: &pb::DeleteStmt, parent: Option<&Scope<'_>>) ->
         return Vec::new();
     };
     let (target, rel) = target_entry(w, rv);
-    if let Some(a) = rel.and_then(|r| w.accesses.get_mut(r)) {
-        a.deletes_rows = true;
-    }
+    mark_deletes(w, &rel);
     let mut scope = Scope::child(parent);
     scope.entries.push(target);
     for f in &s.using_clause {
@@ -304,7 +340,7 @@ fn merge_stmt(
             w.mark(&l, Usage::Filter);
         }
         match pb::CmdType::try_from(c.command_type).unwrap_or(pb::CmdType::Undefined) {
-            pb::CmdType::CmdUpdate => set_clause(w, &c.target_list, &scope, rel),
+            pb::CmdType::CmdUpdate => set_clause(w, &c.target_list, &scope, &rel),
             pb::CmdType::CmdInsert => {
                 let cols: Vec<String> = c
                     .target_list
@@ -317,7 +353,7 @@ fn merge_stmt(
                 } else {
                     cols
                 };
-                mark_written(w, rel, cols);
+                mark_written(w, &rel, cols);
                 let l = {
                     let mut l = Lineage::new();
                     for v in &c.values {
@@ -328,9 +364,7 @@ fn merge_stmt(
                 w.mark(&l, Usage::Output);
             }
             pb::CmdType::CmdDelete => {
-                if let Some(a) = rel.and_then(|r| w.accesses.get_mut(r)) {
-                    a.deletes_rows = true;
-                }
+                mark_deletes(w, &rel);
             }
             _ => {}
         }
@@ -370,7 +404,7 @@ fn copy(w: &mut Walker<'_>, s: &pb::CopyStmt) {
         listed
     };
     if s.is_from {
-        mark_written(w, rel, cols);
+        mark_written(w, &rel, cols);
         if let Some(wc) = s.where_clause.as_deref() {
             let mut scope = Scope::child(None);
             scope.entries.push(entry);
@@ -382,10 +416,13 @@ fn copy(w: &mut Walker<'_>, s: &pb::CopyStmt) {
             .iter()
             .filter_map(|c| entry.column(c))
             .flatten()
-            .chain(rel.filter(|_| entry.columns.is_empty()).map(|rel| ColRef {
-                rel,
-                col: "*".into(),
-            }))
+            .chain(match rel {
+                Target::Rel(rel) if entry.columns.is_empty() => Some(ColRef {
+                    rel,
+                    col: "*".into(),
+                }),
+                _ => None,
+            })
             .collect();
         w.mark(&lineage, Usage::Output);
     }
@@ -440,9 +477,7 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
             for r in &t.relations {
                 if let Some(NodeEnum::RangeVar(rv)) = r.node.as_ref() {
                     let (_, rel) = target_entry(w, rv);
-                    if let Some(a) = rel.and_then(|i| w.accesses.get_mut(i)) {
-                        a.deletes_rows = true;
-                    }
+                    mark_deletes(w, &rel);
                 }
             }
             if t.behavior == pb::DropBehavior::DropCascade as i32 {
@@ -500,7 +535,7 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
                         }
                     }
                     let names: Vec<String> = mv.columns.iter().map(|c| c.name.clone()).collect();
-                    mark_written(w, rel, names);
+                    mark_written(w, &rel, names);
                 }
             }
             kind(&mut f, StatementKind::Ddl, "REFRESH MATERIALIZED VIEW");
@@ -689,17 +724,42 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
         }
         NodeEnum::ViewStmt(v) => {
             if let Some(r) = &v.view {
-                // Until the catalog shows its definition, a new view's
-                // columns cannot be traced: any column resolves to it.
-                f.effects.push(SessionEffect::CreatedRelation(
-                    super::model::CreatedRelation {
-                        schema: (!r.schemaname.is_empty()).then(|| r.schemaname.clone()),
-                        name: r.relname.clone(),
-                        columns: None,
-                    },
-                ));
+                if r.relpersistence == "t" {
+                    f.effects
+                        .push(SessionEffect::TempRelation(r.relname.clone()));
+                } else {
+                    // Until the catalog shows its definition, a new view's
+                    // columns cannot be traced: any column resolves to it.
+                    f.effects
+                        .push(SessionEffect::CreatedRelation(created(r, None)));
+                }
             }
             kind(&mut f, StatementKind::Ddl, "CREATE VIEW");
+            f.effects.push(SessionEffect::CatalogChanged);
+        }
+        NodeEnum::AlterTableStmt(a) => {
+            // Until the catalog is reloaded, this session's later statements
+            // may use columns it does not know yet.
+            if let Some(r) = &a.relation {
+                f.effects
+                    .push(SessionEffect::CreatedRelation(created(r, None)));
+            }
+            kind(&mut f, StatementKind::Ddl, "ALTER TABLE");
+            f.effects.push(SessionEffect::CatalogChanged);
+        }
+        NodeEnum::RenameStmt(rn) => {
+            // ALTER TABLE ... RENAME TO: the new name exists only for this
+            // session until the catalog is reloaded.
+            if let (Some(r), false) = (&rn.relation, rn.newname.is_empty()) {
+                if rn.rename_type == pb::ObjectType::ObjectTable as i32
+                    || rn.rename_type == pb::ObjectType::ObjectView as i32
+                {
+                    let mut renamed = created(r, None);
+                    renamed.name.clone_from(&rn.newname);
+                    f.effects.push(SessionEffect::CreatedRelation(renamed));
+                }
+            }
+            kind(&mut f, StatementKind::Ddl, "ALTER RENAME");
             f.effects.push(SessionEffect::CatalogChanged);
         }
         _ => {
@@ -708,6 +768,15 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
         }
     }
     f
+}
+
+/// A relation this session creates or changes, as the statement names it.
+fn created(r: &pb::RangeVar, columns: Option<Vec<String>>) -> super::model::CreatedRelation {
+    super::model::CreatedRelation {
+        schema: (!r.schemaname.is_empty()).then(|| r.schemaname.clone()),
+        name: r.relname.clone(),
+        columns,
+    }
 }
 
 /// CREATE TABLE AS / SELECT INTO / CREATE MATERIALIZED VIEW: the new table
@@ -728,7 +797,7 @@ fn write_new_table(
         rv.schemaname.clone()
     };
     let rel = w.access(&schema, &rv.relname, None);
-    mark_written(w, Some(rel), cols.iter().map(|c| c.name.clone()));
+    mark_written(w, &Target::Rel(rel), cols.iter().map(|c| c.name.clone()));
     if temp {
         f.effects
             .push(SessionEffect::TempRelation(rv.relname.clone()));

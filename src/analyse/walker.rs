@@ -228,7 +228,14 @@ impl<'a> Walker<'a> {
             }
             Resolved::Relation(r) => {
                 let rel = self.access(&r.schema, &r.name, Some(r.oid));
+                // Altered in the open transaction (columns added or renamed
+                // that the catalog cannot see yet): unknown names resolve here.
+                let altered = self
+                    .created
+                    .iter()
+                    .any(|c| c.name == r.name && c.schema.as_deref().is_none_or(|s| s == r.schema));
                 RangeEntry {
+                    open_rel: altered.then_some(rel),
                     refname: Some(r.name.clone()),
                     schema: Some(r.schema.clone()),
                     columns: r
@@ -808,6 +815,7 @@ impl<'a> Walker<'a> {
                     merge(&mut lineage, self.expr(n, &lateral));
                 }
                 let mut e = RangeEntry {
+                    refname: Some("xmltable".into()),
                     open: true,
                     open_lineage: lineage,
                     ..Default::default()
@@ -831,6 +839,7 @@ impl<'a> Walker<'a> {
                     merge(&mut lineage, self.expr(ci, &lateral));
                 }
                 let mut e = RangeEntry {
+                    refname: Some("json_table".into()),
                     open: true,
                     open_lineage: lineage,
                     ..Default::default()
