@@ -338,16 +338,19 @@ pub fn scan(sql: &str, scs: bool, keys: HashKeys) -> Result<Scan, LexError> {
     };
     let mut depth = 0u32;
     tokens(sql, scs, |kind, a, b| {
-        h.write_u8(kind as u8);
         match kind {
-            Kind::Literal => out.literals += 1,
+            Kind::Literal => {
+                out.literals += 1;
+                h.write_u64(kind as u64);
+            }
             Kind::Param => {
                 let v = std::str::from_utf8(&bytes[a + 1..b])
                     .ok()
                     .and_then(|t| t.parse::<u32>().ok())
                     .unwrap_or(u32::MAX);
                 out.max_param = out.max_param.max(v);
-                h.write_usize(b - a);
+                // One write for kind and length, one for the bytes.
+                h.write_u64(((b - a) as u64) << 8 | kind as u64);
                 h.write(&bytes[a..b]);
             }
             Kind::Symbol => {
@@ -360,11 +363,13 @@ pub fn scan(sql: &str, scs: bool, keys: HashKeys) -> Result<Scan, LexError> {
                     b')' | b']' => depth = depth.saturating_sub(1),
                     _ => {}
                 }
-                h.write_usize(b - a);
+                // One write for kind and length, one for the bytes.
+                h.write_u64(((b - a) as u64) << 8 | kind as u64);
                 h.write(&bytes[a..b]);
             }
             Kind::Word | Kind::Quoted => {
-                h.write_usize(b - a);
+                // One write for kind and length, one for the bytes.
+                h.write_u64(((b - a) as u64) << 8 | kind as u64);
                 h.write(&bytes[a..b]);
             }
         }

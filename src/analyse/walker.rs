@@ -52,6 +52,40 @@ const OPAQUE_BUILTINS: &[&str] = &[
     "loread",
 ];
 
+/// Parsed view definitions, by definition text: a view is parsed once, not
+/// at every use (keyed by the text itself, so a changed view is a new entry).
+static VIEW_TREES: std::sync::OnceLock<
+    std::sync::Mutex<HashMap<String, std::sync::Arc<pb::SelectStmt>>>,
+> = std::sync::OnceLock::new();
+
+/// The SELECT of a view definition, parsed once.
+fn parsed_view(def: &str) -> Result<std::sync::Arc<pb::SelectStmt>, String> {
+    let cache = VIEW_TREES.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(def).cloned()) {
+        return Ok(hit);
+    }
+    let parsed = pg_query::parse(def, 0).map_err(|e| e.to_string())?;
+    let Some(NodeEnum::SelectStmt(sel)) = parsed
+        .protobuf
+        .stmts
+        .into_iter()
+        .next()
+        .and_then(|s| s.stmt)
+        .and_then(|n| n.node)
+    else {
+        return Err("definition is not a SELECT".into());
+    };
+    let sel = std::sync::Arc::new(*sel);
+    if let Ok(mut c) = cache.lock() {
+        // Bounded: views come and go with DDL; start over rather than grow.
+        if c.len() >= 10_000 {
+            c.clear();
+        }
+        c.insert(def.to_owned(), sel.clone());
+    }
+    Ok(sel)
+}
+
 /// Schemas of PostgreSQL's own catalog and information views.
 fn is_system_schema(schema: &str) -> bool {
     schema == "pg_catalog" || schema == "information_schema"
@@ -347,29 +381,19 @@ impl<'a> Walker<'a> {
             ));
             return base;
         };
-        let parsed = match pg_query::parse(def, 0) {
-            Ok(p) => p,
+        let sel = match parsed_view(def) {
+            Ok(sel) => sel,
             Err(e) => {
                 self.problem(format!("view {}: {e}", view.qualified_name()));
                 return base;
             }
-        };
-        let Some(NodeEnum::SelectStmt(sel)) = parsed
-            .protobuf
-            .stmts
-            .first()
-            .and_then(|s| s.stmt.as_ref())
-            .and_then(|n| n.node.as_ref())
-        else {
-            self.problem(format!("view {} is not a SELECT", view.qualified_name()));
-            return base;
         };
         // A view body resolves names as it was stored (fully qualified by
         // the catalog loader), and does not see the caller's CTEs.
         let saved_path = std::mem::replace(&mut self.search_path, vec!["pg_catalog".into()]);
         let saved_ctes = std::mem::take(&mut self.ctes);
         self.views.push(view.oid);
-        let outputs = self.select(sel, None);
+        let outputs = self.select(&sel, None);
         self.views.pop();
         self.ctes = saved_ctes;
         self.search_path = saved_path;
