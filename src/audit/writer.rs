@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 const MAX_BATCH: usize = 4096;
 /// A batch this large is written at once; a smaller one waits for more.
 const TARGET_BATCH: usize = 512;
+/// How often a busy writer looks at the queue.
+const POLL_TICK: Duration = Duration::from_millis(2);
 /// Longest a record waits for its batch to fill before it is written.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 /// First pause after a failed write; doubles up to [`MAX_RETRY_DELAY`].
@@ -403,25 +405,52 @@ async fn gather(
         }
         return false;
     }
-    let mut deadline: Option<Instant> = None;
-    while batch.len() < TARGET_BATCH {
-        let room = MAX_BATCH - batch.len();
-        // The sleep is built even when disabled; a far deadline keeps it harmless.
-        let until = deadline.unwrap_or_else(|| Instant::now() + FLUSH_INTERVAL);
+    // Under load the writer polls the queue on a short tick instead of
+    // waiting on it: a waiting receiver is woken by every send, which costs
+    // each statement a cross-thread wake-up. Only an idle queue is waited on.
+    let mut started = Instant::now();
+    loop {
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => return true,
+            }
+        }
+        if batch.len() >= TARGET_BATCH {
+            return false;
+        }
+        if stop.is_cancelled() {
+            rx.close();
+            return true;
+        }
+        if batch.is_empty() {
+            // Idle: sleep until the first record (one wake-up per burst).
+            tokio::select! {
+                biased;
+                _ = stop.cancelled() => {
+                    rx.close();
+                    return true;
+                }
+                n = rx.recv_many(batch, MAX_BATCH) => {
+                    if n == 0 {
+                        return true;
+                    }
+                    started = Instant::now();
+                }
+            }
+            continue;
+        }
+        if started.elapsed() >= FLUSH_INTERVAL {
+            return false;
+        }
         tokio::select! {
             biased;
             _ = stop.cancelled() => {
                 rx.close();
                 return true;
             }
-            n = rx.recv_many(batch, room) => {
-                if n == 0 {
-                    return true;
-                }
-                deadline.get_or_insert_with(|| Instant::now() + FLUSH_INTERVAL);
-            }
-            _ = tokio::time::sleep_until(until), if deadline.is_some() => return false,
+            _ = tokio::time::sleep(POLL_TICK) => {}
         }
     }
-    false
 }
