@@ -300,8 +300,18 @@ async fn metrics_and_health_endpoints() {
     for _ in 0..5 {
         c.simple_query("SELECT 1").await.unwrap();
     }
-    let (status, body) = http_get(m, "/metrics").await;
-    assert_eq!(status, 200);
+    // A statement's proxy time is observed just after its last bytes are
+    // written, which can be a moment after the client already has them.
+    let mut body = String::new();
+    for _ in 0..50 {
+        let (status, b) = http_get(m, "/metrics").await;
+        assert_eq!(status, 200);
+        body = b;
+        if metric(&body, "pgwarden_statement_proxy_seconds_count") >= 5.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(metric(&body, "pgwarden_client_connections_open"), 1.0);
     assert!(metric(&body, "pgwarden_client_connections_total") >= 1.0);
     assert!(metric(&body, "pgwarden_messages_total{direction=\"frontend\"}") >= 5.0);
