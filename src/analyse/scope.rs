@@ -50,10 +50,13 @@ pub struct RangeEntry {
     /// For a relation whose columns are unknown (a temp table created in
     /// this session): any name resolves to that column of this access.
     pub open_rel: Option<usize>,
-    /// System columns (ctid, xmin, ...): resolvable by name, never part of
-    /// `*` or the whole row.
-    pub hidden: Vec<ScopeColumn>,
+    /// For a table: its system columns (ctid, xmin, ...) resolve by name to
+    /// this access, but are never part of `*` or the whole row.
+    pub system_rel: Option<usize>,
 }
+
+/// PostgreSQL's system columns, present on every table.
+pub const SYSTEM_COLUMNS: &[&str] = &["ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"];
 
 impl RangeEntry {
     /// Whether a qualified reference `[schema.]name` designates this entry.
@@ -64,13 +67,14 @@ impl RangeEntry {
 
     /// Lineage of a named column, if this entry has it.
     pub fn column(&self, name: &str) -> Option<Lineage> {
-        if let Some(c) = self
-            .columns
-            .iter()
-            .chain(&self.hidden)
-            .find(|c| c.name == name)
-        {
+        if let Some(c) = self.columns.iter().find(|c| c.name == name) {
             return Some(c.lineage.clone());
+        }
+        if let Some(rel) = self.system_rel.filter(|_| SYSTEM_COLUMNS.contains(&name)) {
+            return Some(vec![ColRef {
+                rel,
+                col: name.to_owned(),
+            }]);
         }
         if let Some(rel) = self.open_rel {
             return Some(vec![ColRef {
@@ -120,11 +124,14 @@ impl<'p> Scope<'p> {
         let mut found: Option<Lineage> = None;
         // Exact columns win over open entries at the same level.
         for e in &self.entries {
-            if let Some(c) = e.columns.iter().chain(&e.hidden).find(|c| c.name == name) {
-                let f = found.get_or_insert_with(Vec::new);
-                // An ambiguous name makes PostgreSQL fail; keeping every
-                // candidate is the conservative record.
-                merge(f, c.lineage.clone());
+            let system = e.system_rel.is_some() && SYSTEM_COLUMNS.contains(&name);
+            if system || e.columns.iter().any(|c| c.name == name) {
+                if let Some(l) = e.column(name) {
+                    let f = found.get_or_insert_with(Vec::new);
+                    // An ambiguous name makes PostgreSQL fail; keeping every
+                    // candidate is the conservative record.
+                    merge(f, l);
+                }
             }
         }
         if found.is_none() {

@@ -91,9 +91,6 @@ fn is_system_schema(schema: &str) -> bool {
     schema == "pg_catalog" || schema == "information_schema"
 }
 
-/// Columns every table has besides its own (PostgreSQL's system columns).
-const SYSTEM_COLUMNS: &[&str] = &["ctid", "xmin", "xmax", "cmin", "cmax", "tableoid"];
-
 /// A visible common table expression.
 #[derive(Debug, Clone)]
 struct Cte {
@@ -283,16 +280,7 @@ impl<'a> Walker<'a> {
                             }],
                         })
                         .collect(),
-                    hidden: SYSTEM_COLUMNS
-                        .iter()
-                        .map(|c| ScopeColumn {
-                            name: (*c).to_owned(),
-                            lineage: vec![ColRef {
-                                rel,
-                                col: (*c).to_owned(),
-                            }],
-                        })
-                        .collect(),
+                    system_rel: Some(rel),
                     ..Default::default()
                 }
             }
