@@ -239,16 +239,10 @@ fn insert(w: &mut Walker<'_>, s: &pb::InsertStmt, parent: Option<&Scope<'_>>) ->
                     if let Some(l) = target.column(&ie.name) {
                         w.mark(&l, Usage::Filter);
                     }
-                    if let Some(ex) = ie.expr.as_deref() {
-                        let l = w.expr(ex, &scope);
-                        w.mark(&l, Usage::Filter);
-                    }
+                    w.filter(ie.expr.as_deref(), &scope);
                 }
             }
-            if let Some(wc) = inf.where_clause.as_deref() {
-                let l = w.expr(wc, &scope);
-                w.mark(&l, Usage::Filter);
-            }
+            w.filter(inf.where_clause.as_deref(), &scope);
         }
         // EXCLUDED.* carries the proposed row: the target's columns.
         let mut excluded = target.clone();
@@ -256,10 +250,7 @@ fn insert(w: &mut Walker<'_>, s: &pb::InsertStmt, parent: Option<&Scope<'_>>) ->
         excluded.schema = None;
         scope.entries.push(excluded);
         set_clause(w, &oc.target_list, &scope, &rel);
-        if let Some(wc) = oc.where_clause.as_deref() {
-            let l = w.expr(wc, &scope);
-            w.mark(&l, Usage::Filter);
-        }
+        w.filter(oc.where_clause.as_deref(), &scope);
         scope.entries.pop();
     }
     let out = returning(w, s.returning_clause.as_ref(), &scope);
@@ -280,10 +271,7 @@ fn update(w: &mut Walker<'_>, s: &pb::UpdateStmt, parent: Option<&Scope<'_>>) ->
         w.range_item(f, &mut scope);
     }
     set_clause(w, &s.target_list, &scope, &rel);
-    if let Some(wc) = s.where_clause.as_deref() {
-        let l = w.expr(wc, &scope);
-        w.mark(&l, Usage::Filter);
-    }
+    w.filter(s.where_clause.as_deref(), &scope);
     let out = returning(w, s.returning_clause.as_ref(), &scope);
     w.pop_ctes(pushed);
     out
@@ -302,10 +290,7 @@ fn delete(w: &mut Walker<'_>, s: &pb::DeleteStmt, parent: Option<&Scope<'_>>) ->
     for f in &s.using_clause {
         w.range_item(f, &mut scope);
     }
-    if let Some(wc) = s.where_clause.as_deref() {
-        let l = w.expr(wc, &scope);
-        w.mark(&l, Usage::Filter);
-    }
+    w.filter(s.where_clause.as_deref(), &scope);
     let out = returning(w, s.returning_clause.as_ref(), &scope);
     w.pop_ctes(pushed);
     out
@@ -327,18 +312,12 @@ fn merge_stmt(
     if let Some(src) = s.source_relation.as_deref() {
         w.range_item(src, &mut scope);
     }
-    if let Some(jc) = s.join_condition.as_deref() {
-        let l = w.expr(jc, &scope);
-        w.mark(&l, Usage::Filter);
-    }
+    w.filter(s.join_condition.as_deref(), &scope);
     for wc in &s.merge_when_clauses {
         let Some(NodeEnum::MergeWhenClause(c)) = wc.node.as_ref() else {
             continue;
         };
-        if let Some(cond) = c.condition.as_deref() {
-            let l = w.expr(cond, &scope);
-            w.mark(&l, Usage::Filter);
-        }
+        w.filter(c.condition.as_deref(), &scope);
         match pb::CmdType::try_from(c.command_type).unwrap_or(pb::CmdType::Undefined) {
             pb::CmdType::CmdUpdate => set_clause(w, &c.target_list, &scope, &rel),
             pb::CmdType::CmdInsert => {

@@ -184,6 +184,15 @@ impl<'a> Walker<'a> {
         self.depth -= 1;
     }
 
+    /// Walks an optional expression that picks rows (WHERE, ON, HAVING, ...)
+    /// and marks its columns as filters.
+    pub fn filter(&mut self, n: Option<&pb::Node>, scope: &Scope<'_>) {
+        if let Some(n) = n {
+            let l = self.expr(n, scope);
+            self.mark(&l, Usage::Filter);
+        }
+    }
+
     /// Marks every column of `lineage` as used in `usage`.
     pub fn mark(&mut self, lineage: &Lineage, usage: Usage) {
         for ColRef { rel, col } in lineage {
@@ -908,10 +917,7 @@ impl<'a> Walker<'a> {
                 lineage: l,
             });
         }
-        if let Some(q) = j.quals.as_deref() {
-            let l = self.expr(q, scope);
-            self.mark(&l, Usage::Filter);
-        }
+        self.filter(j.quals.as_deref(), scope);
         // USING columns are visible unqualified once, with both sides' lineage.
         if !merged_cols.is_empty() {
             scope.entries.push(RangeEntry {
