@@ -729,3 +729,15 @@ fn reset_search_path_within_one_text() {
     assert_eq!(all[2].unanalysed, None, "{:?}", all[2]);
     assert_eq!(render(&all[2]), vec!["public.notes o=body"]);
 }
+
+#[test]
+fn subquery_over_relation_with_unknown_columns_accepts_any_name() {
+    let mut v = view();
+    v.temp_relations = vec!["scratch".into()];
+    let a = analyse_one(
+        "SELECT ss.a FROM (SELECT *, 1 AS phv FROM scratch) ss WHERE ss.b > 0",
+        &v,
+    );
+    assert_eq!(a.unanalysed, None, "{a:?}");
+    assert_eq!(render(&a), vec!["pg_temp.scratch o=* f=*"]);
+}

@@ -629,8 +629,10 @@ impl<'a> Walker<'a> {
                 }
                 for e in entries {
                     if e.open || e.open_rel.is_some() {
+                        // Columns not known: a query over this output must
+                        // accept any name (see `entry_from_outputs`).
                         out.push(ScopeColumn {
-                            name: "?column?".into(),
+                            name: OPEN_COLUMNS.into(),
                             lineage: e.whole_row(),
                         });
                     }
@@ -728,13 +730,13 @@ impl<'a> Walker<'a> {
 
     fn cte(&self, name: &str) -> Option<RangeEntry> {
         let c = self.ctes.iter().rev().find(|c| c.name == name)?;
-        Some(RangeEntry {
-            refname: Some(c.name.clone()),
-            columns: c.columns.clone(),
-            open: c.open.is_some(),
-            open_lineage: c.open.clone().unwrap_or_default(),
-            ..Default::default()
-        })
+        let mut e = entry_from_outputs(c.columns.clone());
+        e.refname = Some(c.name.clone());
+        if let Some(l) = &c.open {
+            e.open = true;
+            merge(&mut e.open_lineage, l.clone());
+        }
+        Some(e)
     }
 
     /// Adds the entries of one FROM item to `scope`.
@@ -773,10 +775,7 @@ impl<'a> Walker<'a> {
                         Vec::new()
                     }
                 };
-                let mut e = RangeEntry {
-                    columns: cols,
-                    ..Default::default()
-                };
+                let mut e = entry_from_outputs(cols);
                 if let Some(a) = &rs.alias {
                     apply_alias(&mut e, a);
                 }
@@ -1267,6 +1266,25 @@ fn row_reference<'s>(n: &pb::Node, scope: &'s Scope<'_>) -> Option<&'s RangeEntr
         ([s, t], true) => scope.entry(Some(s), t),
         _ => None,
     }
+}
+
+/// Output-column name standing for "all columns of an entry whose columns
+/// are not known" (a temp table, a relation created in this transaction).
+const OPEN_COLUMNS: &str = "*";
+
+/// A range entry over a query's outputs; an unknown-columns placeholder
+/// makes the entry accept any column name, with that placeholder's lineage.
+fn entry_from_outputs(cols: Vec<ScopeColumn>) -> RangeEntry {
+    let mut e = RangeEntry::default();
+    for c in cols {
+        if c.name == OPEN_COLUMNS {
+            e.open = true;
+            merge(&mut e.open_lineage, c.lineage);
+        } else {
+            e.columns.push(c);
+        }
+    }
+    e
 }
 
 /// What a relation name resolved to.
