@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::{pg, Pg, SUPERUSER};
+use common::{hr_database, pg, superuser, Pg, SUPERUSER};
 use pgwarden::analyse::{analyse_text, parse, Analysis, SessionView};
 use pgwarden::catalog::{Catalog, Catalogs};
 use pgwarden::config::{Config, UpstreamTls};
@@ -313,11 +313,6 @@ fn check_case(case: &Case, catalog: &Arc<Catalog>) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
-/// A superuser connection to `db`.
-async fn superuser(pg: &Pg, db: &str) -> Client {
-    common::connect(pg.port, SUPERUSER.0, SUPERUSER.1, db).await
-}
-
 /// Creates the corpus database once per test binary: HR demo data plus the
 /// extra objects.
 async fn corpus_database(pg: &Pg) {
@@ -325,14 +320,7 @@ async fn corpus_database(pg: &Pg) {
     static LOADED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     LOADED
         .get_or_init(|| async {
-            let admin = superuser(pg, "postgres").await;
-            pgwarden::demo::create_database(&admin, DB)
-                .await
-                .expect("create database");
-            let client = superuser(pg, DB).await;
-            pgwarden::demo::load_hr(&client, 30, 1)
-                .await
-                .expect("load HR");
+            let client = hr_database(pg, DB, 30).await;
             client
                 .batch_execute(EXTRA_SCHEMA)
                 .await

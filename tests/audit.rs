@@ -9,7 +9,7 @@
 mod common;
 
 use common::raw::Raw;
-use common::{pg, Pg, SUPERUSER, TRUST_USER};
+use common::{hr_database, pg, Pg, SUPERUSER, TRUST_USER};
 use futures_util::future::join_all;
 use futures_util::{SinkExt, TryStreamExt};
 use pgwarden::config::Config;
@@ -104,28 +104,6 @@ fn read_records(path: &std::path::Path) -> Vec<Value> {
             v
         })
         .collect()
-}
-
-/// Creates database `name` holding the HR demo schema (30 employees) and
-/// returns a superuser connection to it.
-async fn hr_database(pg: &Pg, name: &str) -> Client {
-    // load_hr creates and alters cluster-wide roles: two loads at once race.
-    static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one = LOADING.lock().await;
-    let admin = superuser(pg, "postgres").await;
-    pgwarden::demo::create_database(&admin, name)
-        .await
-        .expect("create database");
-    let client = superuser(pg, name).await;
-    pgwarden::demo::load_hr(&client, 30, 1)
-        .await
-        .expect("load HR");
-    client
-}
-
-/// A superuser connection straight to PostgreSQL (not through the proxy).
-async fn superuser(pg: &Pg, db: &str) -> Client {
-    common::connect(pg.port, SUPERUSER.0, SUPERUSER.1, db).await
 }
 
 /// Connects through the proxy on a socket of our own, so the client's port
@@ -311,7 +289,7 @@ fn texts(recs: &[&Value]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_query_batch_gives_one_record_per_statement() {
     let pg = pg();
-    let admin = hr_database(&pg, "audit_simple").await;
+    let admin = hr_database(&pg, "audit_simple", 30).await;
     let salary_rows: i64 = admin
         .query_one(
             "SELECT count(*) FROM hr.salaries WHERE employee_id = 2",
@@ -447,7 +425,7 @@ async fn simple_query_batch_gives_one_record_per_statement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_protocol_records_every_execute() {
     let pg = pg();
-    let admin = hr_database(&pg, "audit_extended").await;
+    let admin = hr_database(&pg, "audit_extended", 30).await;
     let employees: i64 = admin
         .query_one("SELECT count(*) FROM hr.employees", &[])
         .await
@@ -564,7 +542,7 @@ async fn extended_protocol_records_every_execute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_statements_and_what_never_ran() {
     let pg = pg();
-    let admin = hr_database(&pg, "audit_errors").await;
+    let admin = hr_database(&pg, "audit_errors", 30).await;
     // The raw client logs in as the trust user; give it the HR tables.
     admin
         .batch_execute(&format!(
@@ -722,7 +700,7 @@ fn parse_bind_execute(sql: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_protocol_parse_error_is_recorded() {
     let pg = pg();
-    let _admin = hr_database(&pg, "audit_parse_error").await;
+    let _admin = hr_database(&pg, "audit_parse_error", 30).await;
     let proxy = Audited::start(&pg).await;
     let (client, port) = connect_as(proxy.port, HR_ADMIN, "audit_parse_error").await;
     // tokio-postgres sends Parse + Describe + Sync; the Parse fails.
@@ -754,7 +732,7 @@ async fn extended_protocol_parse_error_is_recorded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_both_ways_counts_rows() {
     let pg = pg();
-    let admin = hr_database(&pg, "audit_copy").await;
+    let admin = hr_database(&pg, "audit_copy", 30).await;
     let dept_count: i64 = admin
         .query_one("SELECT count(*) FROM hr.departments", &[])
         .await
@@ -833,7 +811,7 @@ async fn copy_both_ways_counts_rows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_script_follows_search_path_role_prepared_cursors_views_temp() {
     let pg = pg();
-    let admin = hr_database(&pg, "audit_psql").await;
+    let admin = hr_database(&pg, "audit_psql", 30).await;
     // A second `employees` that SET LOCAL search_path = public must pick.
     admin
         .batch_execute(
@@ -1018,7 +996,7 @@ SELECT b FROM scratch WHERE a = 2;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_records_connect_login_failure_disconnect() {
     let pg = pg();
-    let _admin = hr_database(&pg, "audit_conn").await;
+    let _admin = hr_database(&pg, "audit_conn", 30).await;
     let proxy = Audited::start(&pg).await;
 
     let (client, port) = connect_as(proxy.port, HR_ADMIN, "audit_conn").await;
@@ -1125,7 +1103,7 @@ async fn connection_records_connect_login_failure_disconnect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statement_after_ddl_is_fully_analysed() {
     let pg = pg();
-    let _admin = hr_database(&pg, "audit_ddl").await;
+    let _admin = hr_database(&pg, "audit_ddl", 30).await;
     let proxy = Audited::start(&pg).await;
     let (client, port) = connect_as(proxy.port, SUPERUSER.0, "audit_ddl").await;
     client
@@ -1198,7 +1176,7 @@ async fn shutdown_under_load_loses_and_duplicates_nothing() {
     const CLIENTS: usize = 4;
     const PER_CLIENT: u64 = 300;
     let pg = pg();
-    let _admin = hr_database(&pg, "audit_load").await;
+    let _admin = hr_database(&pg, "audit_load", 30).await;
     // The full text carries each statement's sequence number, so every
     // record can be matched to the client call that caused it.
     let proxy = Audited::start_with(&pg, |c| c.audit.log_full_text = true).await;
@@ -1295,7 +1273,7 @@ async fn shutdown_under_load_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_audit_path_nothing_is_written_and_queries_work() {
     let pg = pg();
-    let _admin = hr_database(&pg, "audit_off").await;
+    let _admin = hr_database(&pg, "audit_off", 30).await;
     let proxy = Audited::start_with(&pg, |c| c.audit.path = None).await;
     let (client, _) = connect_as(proxy.port, HR_ADMIN, "audit_off").await;
     let rows = client
@@ -1323,7 +1301,7 @@ async fn without_audit_path_nothing_is_written_and_queries_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_search_path_inside_one_query_applies_to_later_statements() {
     let pg = pg();
-    let admin = hr_database(&pg, "audit_reset_path").await;
+    let admin = hr_database(&pg, "audit_reset_path", 30).await;
     admin
         .batch_execute(
             "CREATE TABLE public.employees (id int, nickname text); \

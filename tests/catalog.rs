@@ -3,12 +3,11 @@
 
 mod common;
 
-use common::{pg, psql_admin, Pg, SUPERUSER};
+use common::{hr_database, pg, psql_admin, superuser, Pg, SUPERUSER};
 use pgwarden::catalog::{Catalog, Catalogs, RelKind};
 use pgwarden::config::{Config, UpstreamTls};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_postgres::Client;
 
 /// A configuration whose service connection logs in as the test superuser.
 fn config(pg: &Pg) -> Config {
@@ -16,26 +15,6 @@ fn config(pg: &Pg) -> Config {
     c.catalog.user = SUPERUSER.0.into();
     c.catalog.password = Some(SUPERUSER.1.into());
     c
-}
-
-async fn superuser(pg: &Pg, db: &str) -> Client {
-    common::connect(pg.port, SUPERUSER.0, SUPERUSER.1, db).await
-}
-
-/// Creates database `name` holding the HR demo schema (50 employees).
-async fn hr_database(pg: &Pg, name: &str) {
-    // The demo script creates cluster-wide roles when missing: two loads at
-    // once would race on CREATE ROLE.
-    static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    let _one = LOADING.lock().await;
-    let admin = superuser(pg, "postgres").await;
-    pgwarden::demo::create_database(&admin, name)
-        .await
-        .expect("create database");
-    let client = superuser(pg, name).await;
-    pgwarden::demo::load_hr(&client, 50, 1)
-        .await
-        .expect("load HR");
 }
 
 /// Creates an empty database `name` with one table `public.t (a int)`.
@@ -56,7 +35,7 @@ fn column_names(c: &Catalog, schema: &str, rel: &str) -> Vec<String> {
 #[tokio::test]
 async fn loads_hr_schema_views_and_system_catalogs() {
     let pg = pg();
-    hr_database(&pg, "hr_cat").await;
+    hr_database(&pg, "hr_cat", 50).await;
 
     // Time the bare load separately from connecting.
     let client = pgwarden::catalog::load::connect(&config(&pg), "hr_cat")

@@ -289,14 +289,13 @@ async fn wrong_password_is_relayed_and_counted() {
     let (_, body) = http_get(proxy.server.metrics_addr.unwrap(), "/metrics").await;
     assert_eq!(metric(&body, "pgwarden_auth_failures_total"), 3.0);
     // A database that does not exist: PostgreSQL's own error, unchanged.
-    let err = tokio_postgres::connect(
-        &conn_str(proxy.port(), SCRAM_USER.0, SCRAM_USER.1, "nodb"),
-        NoTls,
-    )
-    .await
-    .err()
-    .unwrap();
-    assert_eq!(err.as_db_error().unwrap().code().code(), "3D000");
+    assert_eq!(
+        login_error(proxy.port(), SCRAM_USER.0, SCRAM_USER.1, "nodb")
+            .await
+            .code()
+            .code(),
+        "3D000"
+    );
 }
 
 async fn tls_connect(proxy: &Proxy, user: &str, pw: &str) -> tokio_postgres::Client {
@@ -379,14 +378,13 @@ async fn require_tls_refuses_plaintext() {
     let mut cfg = config_for(&pg);
     cfg.tls.require = true;
     let proxy = start_proxy_with(cfg, true).await;
-    let err = tokio_postgres::connect(
-        &conn_str(proxy.port(), SCRAM_USER.0, SCRAM_USER.1, "app"),
-        NoTls,
-    )
-    .await
-    .err()
-    .unwrap();
-    assert_eq!(err.as_db_error().unwrap().code().code(), "28000");
+    assert_eq!(
+        login_error(proxy.port(), SCRAM_USER.0, SCRAM_USER.1, "app")
+            .await
+            .code()
+            .code(),
+        "28000"
+    );
     let c = tls_connect(&proxy, SCRAM_USER.0, SCRAM_USER.1).await;
     assert_eq!(
         c.query_one("SELECT 2", &[]).await.unwrap().get::<_, i32>(0),

@@ -118,14 +118,25 @@ impl Analyser {
     /// Analyses `sql` now, on the calling thread (which must have a large
     /// stack: use [`parse::on_parser_thread`]), and caches the result.
     pub fn analyse_here(&self, sql: &str, view: &SessionView, catalog: &Catalog) -> Analyses {
-        if let Some(hit) = self.cached(sql, view, catalog.version) {
+        let key = self.key(sql, view, catalog.version);
+        self.analyse_keyed(key, sql, view, catalog)
+    }
+
+    /// [`Self::analyse_here`] with the cache key computed by the caller.
+    fn analyse_keyed(
+        &self,
+        key: Option<CacheKey>,
+        sql: &str,
+        view: &SessionView,
+        catalog: &Catalog,
+    ) -> Analyses {
+        // Another session may have analysed the same text meanwhile.
+        if let Some(hit) = key.and_then(|k| self.cache.get(&k)) {
             return hit;
         }
         let result: Analyses = analyse_text(sql, view, catalog).into();
-        if result.iter().all(|a| cacheable(a)) {
-            if let Some(key) = self.key(sql, view, catalog.version) {
-                self.cache.insert(key, result.clone());
-            }
+        if let Some(key) = key.filter(|_| result.iter().all(|a| cacheable(a))) {
+            self.cache.insert(key, result.clone());
         }
         result
     }
@@ -137,12 +148,14 @@ impl Analyser {
         view: &SessionView,
         catalog: &Arc<Catalog>,
     ) -> Analyses {
-        if let Some(hit) = self.cached(sql, view, catalog.version) {
+        let key = self.key(sql, view, catalog.version);
+        if let Some(hit) = key.and_then(|k| self.cache.get(&k)) {
             return hit;
         }
         let me = self.clone();
         let (sql_owned, view_owned, cat) = (sql.to_owned(), view.clone(), catalog.clone());
-        match parse::on_parser_thread(move || me.analyse_here(&sql_owned, &view_owned, &cat)).await
+        match parse::on_parser_thread(move || me.analyse_keyed(key, &sql_owned, &view_owned, &cat))
+            .await
         {
             Ok(a) => a,
             Err(e) => vec![Arc::new(unanalysed(sql, view, e.to_string()))].into(),

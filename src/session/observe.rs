@@ -94,7 +94,11 @@ impl Observer {
             // Make the relay reload the catalog before analysing.
             return None;
         }
-        let version = self.catalog().version;
+        let version = self
+            .ctx
+            .catalogs
+            .current(&self.database)
+            .map_or(0, |c| c.version);
         let key = self.view_key();
         let scs = self.settings.standard_conforming_strings;
         self.ctx.analyser.cached_with_key(text, key, scs, version)
@@ -280,30 +284,40 @@ impl Observer {
     }
 
     fn record(&mut self, f: Finished) {
+        let Finished {
+            pending: p,
+            tag,
+            outcome,
+            duration,
+        } = f;
         self.statements += 1;
-        if f.pending.analysis.unanalysed.is_some() {
+        if p.analysis.unanalysed.is_some() {
             self.ctx.metrics.statements_unanalysed.inc();
         } else {
             self.ctx.metrics.statements_analysed.inc();
         }
-        let mut r = StatementRecord::new(self.session.clone(), f.pending.analysis.clone());
-        r.timestamp = f.pending.timestamp;
-        r.full_text = f.pending.full_text.clone();
-        r.bytes_returned = f.pending.bytes;
-        r.duration = f.duration;
-        match &f.tag {
+        let counted_rows = (p.rows > 0).then_some(p.rows);
+        let is_select = p.analysis.kind == StatementKind::Select;
+        let mut r = StatementRecord {
+            timestamp: p.timestamp,
+            session: self.session.clone(),
+            analysis: p.analysis,
+            full_text: p.full_text,
+            rows_returned: None,
+            rows_affected: None,
+            bytes_returned: p.bytes,
+            duration,
+            outcome,
+            policy: None,
+        };
+        match &tag {
             Some(tag) => r.set_rows_from_tag(tag),
-            None if f.pending.rows > 0 => r.rows_returned = Some(f.pending.rows),
-            None => {}
+            None => r.rows_returned = counted_rows,
         }
-        if r.rows_returned.is_none()
-            && f.pending.rows > 0
-            && f.pending.analysis.kind == StatementKind::Select
-        {
-            r.rows_returned = Some(f.pending.rows);
+        if r.rows_returned.is_none() && is_select {
+            r.rows_returned = counted_rows;
         }
         self.rows += r.rows_returned.unwrap_or(0) + r.rows_affected.unwrap_or(0);
-        r.outcome = f.outcome;
         if let Err(rec) = self.ctx.audit.try_send(AuditRecord::Statement(r)) {
             self.outbox.push(rec);
         }

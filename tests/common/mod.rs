@@ -385,3 +385,42 @@ pub fn metric(body: &str, name: &str) -> f64 {
 pub fn crate_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
+
+/// A superuser connection to `db` on the cluster, over TCP.
+pub async fn superuser(pg: &Pg, db: &str) -> Client {
+    connect(pg.port, SUPERUSER.0, SUPERUSER.1, db).await
+}
+
+/// Creates database `name` holding the HR demo schema with `employees`
+/// employees and returns a superuser connection to it.
+pub async fn hr_database(pg: &Pg, name: &str, employees: usize) -> Client {
+    // load_hr creates and alters cluster-wide roles: two loads at once race.
+    static LOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = LOADING.lock().await;
+    let admin = superuser(pg, "postgres").await;
+    pgwarden::demo::create_database(&admin, name)
+        .await
+        .expect("create database");
+    let client = superuser(pg, name).await;
+    pgwarden::demo::load_hr(&client, employees, 1)
+        .await
+        .expect("load HR");
+    client
+}
+
+/// Tries to log in through `port` and returns the server error the login
+/// fails with.
+pub async fn login_error(
+    port: u16,
+    user: &str,
+    password: &str,
+    db: &str,
+) -> tokio_postgres::error::DbError {
+    let err = tokio_postgres::connect(&conn_str(port, user, password, db), NoTls)
+        .await
+        .err()
+        .expect("login must fail");
+    err.as_db_error()
+        .cloned()
+        .unwrap_or_else(|| panic!("not a server error: {err}"))
+}
