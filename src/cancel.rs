@@ -49,6 +49,20 @@ impl Registration {
     }
 }
 
+/// A backend to cancel: where it is and its real key.
+#[derive(Debug, Clone)]
+pub struct CancelTarget {
+    upstream: String,
+    real: CancelKey,
+}
+
+impl CancelTarget {
+    /// Sends the CancelRequest to PostgreSQL on a fresh connection.
+    pub async fn send(&self) {
+        send_cancel(&self.upstream, self.real).await;
+    }
+}
+
 impl CancelRegistry {
     /// Registers a backend's real key and returns the synthetic one for the client.
     pub fn register(self: &Arc<Self>, real: CancelKey, upstream: &str) -> Registration {
@@ -81,22 +95,16 @@ impl CancelRegistry {
         }
     }
 
-    /// Handles a CancelRequest from a client: forwards it when the key matches.
-    /// Returns whether a cancel was sent; an unknown key does nothing, as in PostgreSQL.
-    pub async fn cancel(&self, key: CancelKey) -> bool {
-        let entry = {
-            let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&key.pid)
-                .filter(|e| e.secret == key.secret)
-                .cloned()
-        };
-        match entry {
-            Some(e) => {
-                send_cancel(&e.upstream, e.real).await;
-                true
-            }
-            None => false,
-        }
+    /// The backend a client's CancelRequest designates, when the key
+    /// matches; an unknown key gets nothing, as in PostgreSQL.
+    pub fn lookup(&self, key: CancelKey) -> Option<CancelTarget> {
+        let map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&key.pid)
+            .filter(|e| e.secret == key.secret)
+            .map(|e| CancelTarget {
+                upstream: e.upstream.clone(),
+                real: e.real,
+            })
     }
 
     /// Number of live sessions with a key.

@@ -62,10 +62,19 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
     };
     let mut login = match opening {
         Opening::Cancel(key) => {
-            let sent = ctx.cancel.cancel(key).await;
-            let result = if sent { "forwarded" } else { "unknown_key" };
+            // Counted before sending, so the metric is current by the time
+            // the cancelled client hears about it.
+            let target = ctx.cancel.lookup(key);
+            let result = if target.is_some() {
+                "forwarded"
+            } else {
+                "unknown_key"
+            };
             ctx.metrics.cancels.with_label_values(&[result]).inc();
             tracing::debug!(%peer, result, "cancel request");
+            if let Some(t) = target {
+                t.send().await;
+            }
             return;
         }
         Opening::Login(l) => l,
@@ -115,9 +124,6 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
     let upstream = match timeout_at(deadline, login::relay(&ctx, &mut login, observe)).await {
         Ok(Ok(u)) => u,
         Ok(Err(e)) => {
-            if e.is_auth_rejection() {
-                ctx.metrics.auth_failures.inc();
-            }
             if observe {
                 let (code, message) = match (&e, e.to_pg()) {
                     (LoginError::Refused { code, message }, _) => (code.clone(), message.clone()),

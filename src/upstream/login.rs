@@ -146,12 +146,7 @@ pub async fn relay(
             }
             be::ERROR_RESPONSE => {
                 out.extend_from_slice(msg.raw());
-                let _ = client.write_all(&out).await;
-                let f = error_response::parse(msg.body()).unwrap_or_default();
-                return Err(LoginError::Refused {
-                    code: f.code.to_owned(),
-                    message: f.message.to_owned(),
-                });
+                return Err(refused(ctx, client, &out, msg.body()).await);
             }
             be::BACKEND_KEY_DATA => {
                 let real = backend_key_data::parse(msg.body())
@@ -186,6 +181,22 @@ pub async fn relay(
             _ => out.extend_from_slice(msg.raw()),
         }
     }
+}
+
+/// PostgreSQL refused the login: count it, then relay its ErrorResponse
+/// (`out` ends with it) exactly as sent. Counting first means the metric
+/// is up to date by the time the client sees the refusal.
+async fn refused(ctx: &Context, client: &mut Conn, out: &[u8], body: &[u8]) -> LoginError {
+    let f = error_response::parse(body).unwrap_or_default();
+    let e = LoginError::Refused {
+        code: f.code.to_owned(),
+        message: f.message.to_owned(),
+    };
+    if e.is_auth_rejection() {
+        ctx.metrics.auth_failures.inc();
+    }
+    let _ = client.write_all(out).await;
+    e
 }
 
 /// A TLS client answering SCRAM without -PLUS sends the GS2 flag 'y' ("I can
@@ -223,14 +234,7 @@ async fn rebind_for_scram(
             {
                 return Ok(plain)
             }
-            be::ERROR_RESPONSE => {
-                let _ = client.write_all(msg.raw()).await;
-                let f = error_response::parse(msg.body()).unwrap_or_default();
-                return Err(LoginError::Refused {
-                    code: f.code.to_owned(),
-                    message: f.message.to_owned(),
-                });
-            }
+            be::ERROR_RESPONSE => return Err(refused(ctx, client, msg.raw(), msg.body()).await),
             be::NOTICE_RESPONSE => continue,
             _ => {
                 return Err(LoginError::Server(ConnError::Protocol(
