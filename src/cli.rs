@@ -23,6 +23,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start a throwaway PostgreSQL with the HR demo database and the proxy in front of it.
     Demo(crate::demo::DemoArgs),
+    /// Check, explain and test column-level policies.
+    Policy(crate::policy::command::PolicyArgs),
 }
 
 /// Options of `pgwarden serve`; flags override the config file.
@@ -43,6 +45,9 @@ pub struct ServeArgs {
     /// Append audit records (JSON lines) to this file, `-` for stdout [default: off].
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// Policy directory (or file) [default: policy.path from the config, else ./policies when it exists].
+    #[arg(long, value_name = "DIR")]
+    pub policy: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -63,6 +68,11 @@ impl ServeArgs {
         }
         if let Some(v) = &self.audit_log {
             c.audit.path = Some(v.clone());
+        }
+        if let Some(v) = &self.policy {
+            c.policy.path = Some(v.clone());
+        } else if c.policy.path.is_none() && std::path::Path::new("policies").is_dir() {
+            c.policy.path = Some("policies".into());
         }
         config::load::validate(&c).map_err(|(field, message)| config::ConfigError::Invalid {
             path: "command line".into(),
@@ -87,9 +97,13 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::Policy(args) = cli.command {
+        return runtime.block_on(crate::policy::command::run(args));
+    }
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Demo(args) => runtime.block_on(crate::demo::run(args)),
+        Command::Policy(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

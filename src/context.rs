@@ -6,7 +6,9 @@ use crate::audit::AuditHandle;
 use crate::cancel::CancelRegistry;
 use crate::catalog::Catalogs;
 use crate::config::Config;
+use crate::mask::HashKey;
 use crate::metrics::Metrics;
+use crate::policy::PolicyStore;
 use crate::net::tls::{self, TlsError};
 use crate::shutdown::Shutdown;
 use arc_swap::ArcSwap;
@@ -57,6 +59,10 @@ pub struct Context {
     pub audit: AuditHandle,
     /// Source of session ids for audit records.
     pub next_session_id: AtomicU64,
+    /// The column-level policy in force.
+    pub policy: PolicyStore,
+    /// Key of `mask:hash`.
+    pub mask_key: ArcSwap<HashKey>,
 }
 
 impl Context {
@@ -79,6 +85,8 @@ impl Context {
             catalogs,
             audit,
             next_session_id: AtomicU64::new(1),
+            policy: PolicyStore::empty(),
+            mask_key: ArcSwap::from_pointee(mask_key(&config)),
         }))
     }
 
@@ -92,7 +100,50 @@ impl Context {
         }
         self.tls.store(Arc::new(tls));
         self.catalogs.update_config(&config);
+        if std::env::var_os("PGWARDEN_MASK_KEY").is_some() || config.policy.hash_key.is_some() {
+            // Without a configured key the random one stays: hashes must not
+            // change under running sessions.
+            self.mask_key.store(Arc::new(mask_key(&config)));
+        }
+        let policy_path = config.policy.path.clone();
         self.config.store(Arc::new(config));
+        self.load_policy(policy_path.as_deref());
         Ok(())
+    }
+
+    /// (Re)loads the policy; a bad file keeps the old policy in force and
+    /// is logged with its file, line and field.
+    pub fn load_policy(&self, path: Option<&std::path::Path>) -> bool {
+        let Some(path) = path else { return true };
+        match self.policy.load(path) {
+            Ok(p) => {
+                self.metrics.policy_reloads.with_label_values(&["ok"]).inc();
+                tracing::info!(
+                    path = %path.display(),
+                    files = p.files.len(),
+                    rules = p.rules.len(),
+                    mode = ?p.mode.unwrap_or(crate::policy::Mode::Enforce),
+                    "policy loaded"
+                );
+                true
+            }
+            Err(e) => {
+                self.metrics.policy_reloads.with_label_values(&["error"]).inc();
+                tracing::error!(error = %e, "policy refused; keeping the policy in force");
+                false
+            }
+        }
+    }
+}
+
+/// The `mask:hash` key: `PGWARDEN_MASK_KEY`, else `policy.hash_key`, else
+/// random for this process.
+fn mask_key(config: &Config) -> HashKey {
+    match std::env::var("PGWARDEN_MASK_KEY")
+        .ok()
+        .or_else(|| config.policy.hash_key.clone())
+    {
+        Some(k) => HashKey::new(k.as_bytes()),
+        None => HashKey::new(&rand::random::<[u8; 32]>()),
     }
 }

@@ -31,6 +31,9 @@ pub enum StartError {
     /// The audit log could not be opened.
     #[error(transparent)]
     Audit(#[from] crate::audit::AuditError),
+    /// The policy files are invalid.
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 /// A running proxy.
@@ -52,7 +55,15 @@ impl Server {
         let metrics_listen = config.metrics.listen.clone();
         let metrics = crate::metrics::Metrics::new();
         let (audit, audit_task) = crate::audit::AuditLog::start(&config.audit, &metrics)?;
+        let policy_path = config.policy.path.clone();
         let ctx = Context::new(config, metrics, audit)?;
+        if let Some(path) = &policy_path {
+            // At start a bad policy is fatal: never serve unprotected.
+            let p = ctx.policy.load(path)?;
+            ctx.metrics.policy_reloads.with_label_values(&["ok"]).inc();
+            tracing::info!(path = %path.display(), rules = p.rules.len(), "policy loaded");
+        }
+        tokio::spawn(watch_policy(ctx.clone()));
         let listener = TcpListener::bind(&listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -209,4 +220,26 @@ async fn accept_loop(ctx: Arc<Context>, listener: TcpListener) {
     ctx.shutdown.advance(Phase::Closing);
     drop(workers);
     tracing::info!("pgwarden stopped");
+}
+
+/// Reloads the policy when its files change (checked every
+/// `policy.watch_interval`), until shutdown.
+async fn watch_policy(ctx: Arc<Context>) {
+    let mut phase = ctx.shutdown.subscribe();
+    loop {
+        let every = ctx.config.load().policy.watch_interval.0;
+        let pause = if every.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            every
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            r = phase.changed() => if r.is_err() || *phase.borrow() != Phase::Running { return },
+        }
+        if !every.is_zero() && ctx.policy.changed_on_disk() {
+            let path = ctx.config.load().policy.path.clone();
+            ctx.load_policy(path.as_deref());
+        }
+    }
 }

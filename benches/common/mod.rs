@@ -23,6 +23,8 @@ pub struct Env {
     pub pgwarden: Option<Service>,
     /// pgwarden with statement analysis and the audit log on.
     pub pgwarden_audit: Option<Service>,
+    /// pgwarden with the audit log and a demo-style policy.
+    pub pgwarden_policy: Option<Service>,
     pub cluster: ClusterGuard,
     pub pgbench: PathBuf,
     pub dir: tempfile::TempDir,
@@ -62,6 +64,7 @@ impl Env {
             pgbouncer: None,
             pgwarden: None,
             pgwarden_audit: None,
+            pgwarden_policy: None,
             cluster: ClusterGuard(cluster),
             pgbench,
             dir,
@@ -120,6 +123,38 @@ impl Env {
             .env("RUST_LOG", "warn")
             .env_remove("PGWARDEN_CONFIG");
         self.pgwarden_audit = Some(Service::spawn("pgwarden+audit", cmd, port, &log));
+        port
+    }
+
+    /// Starts pgwarden with the audit trail and a demo-style policy over
+    /// the pgbench tables: every statement is decided, and `abalance` is
+    /// masked (bucket) in every row returned.
+    pub fn start_pgwarden_policy(&mut self) -> u16 {
+        let port = free_port();
+        let log = self.dir.path().join("pgwarden-policy.log");
+        let config = self.dir.path().join("pgwarden-policy.toml");
+        let audit = self.dir.path().join("audit-policy.log");
+        let policies = self.dir.path().join("policies");
+        std::fs::create_dir_all(&policies).expect("policy dir");
+        std::fs::write(policies.join("bench.toml"), BENCH_POLICY).expect("policy file");
+        std::fs::write(
+            &config,
+            format!(
+                "[proxy]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\naddress = \"127.0.0.1:{}\"\ntls = \"disable\"\n\n\
+                 [catalog]\nuser = \"postgres\"\n\n[audit]\npath = \"{}\"\nmax_file_size = 1073741824\n\n\
+                 [policy]\npath = \"{}\"\nhash_key = \"bench\"\n",
+                self.pg_port(),
+                audit.display(),
+                policies.display()
+            ),
+        )
+        .expect("cannot write the policy pgwarden's config");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgwarden"));
+        cmd.args(["serve", "--config"])
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .env_remove("PGWARDEN_CONFIG");
+        self.pgwarden_policy = Some(Service::spawn("pgwarden+policy", cmd, port, &log));
         port
     }
 
@@ -347,3 +382,35 @@ fn parent_of(pid: u32) -> Option<u32> {
     let line = text.lines().find(|l| l.starts_with("PPid:"))?;
     line["PPid:".len()..].trim().parse().ok()
 }
+
+/// The policy of the "pgw+policy" runs: shaped like the demo policy
+/// (classifications, role rules, a mask), over the pgbench tables.
+const BENCH_POLICY: &str = r#"
+mode = "enforce"
+
+[classifications]
+confidential = ["public.pgbench_accounts.abalance", "public.pgbench_tellers.tbalance", "public.pgbench_branches.bbalance"]
+internal = ["public.pgbench_*"]
+
+[[rule]]
+name = "bench-reads-internal"
+roles = ["*"]
+on = ["internal"]
+read = "allow"
+write = "allow"
+
+[[rule]]
+name = "bench-balances-bucketed"
+roles = ["postgres"]
+on = ["confidential"]
+read = "mask:bucket:1000"
+write = "allow"
+
+[[rule]]
+name = "others-no-balances"
+roles = ["*"]
+except_roles = ["postgres"]
+on = ["confidential"]
+read = "deny"
+write = "deny"
+"#;

@@ -15,6 +15,8 @@ mod scope;
 mod statement;
 mod walker;
 
+pub use walker::is_system_schema;
+
 pub use model::{
     Analysis, CreatedRelation, OpaqueCall, RelationAccess, RelationName, SessionEffect,
     StatementKind,

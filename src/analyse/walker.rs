@@ -87,7 +87,8 @@ fn parsed_view(def: &str) -> Result<std::sync::Arc<pb::SelectStmt>, String> {
 }
 
 /// Schemas of PostgreSQL's own catalog and information views.
-fn is_system_schema(schema: &str) -> bool {
+/// Whether a schema holds PostgreSQL's own catalogs.
+pub fn is_system_schema(schema: &str) -> bool {
     schema == "pg_catalog" || schema == "information_schema"
 }
 

@@ -96,7 +96,7 @@ pub enum Outcome {
     Refused(ErrorInfo),
 }
 
-/// What the policy engine decided; filled by the policy work, opaque here.
+/// What the policy decided about a statement.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PolicyRecord {
     /// E.g. `allow`, `deny`, `mask`.
@@ -108,6 +108,12 @@ pub struct PolicyRecord {
     /// Columns the action applied to, as `schema.table.column`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
+    /// Why a statement was (or would have been) refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The statement switches to a role with full access or superuser rights.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privileged_role: Option<String>,
 }
 
 /// One statement: who ran what, against which columns, with what result.

@@ -202,6 +202,9 @@ async fn refresh_task(shared: Arc<Shared>, db: Arc<DbCatalog>) {
     *db.service.lock().await = None;
 }
 
+/// The next catalog version, shared by every database.
+static NEXT_VERSION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 /// Loads `db` afresh and publishes the result: the previous snapshot when
 /// nothing changed, else a new one with the next version.
 async fn reload(shared: &Shared, db: &DbCatalog) -> Result<Arc<Catalog>, CatalogError> {
@@ -226,7 +229,9 @@ async fn reload(shared: &Shared, db: &DbCatalog) -> Result<Arc<Catalog>, Catalog
             return Ok(p.clone());
         }
     }
-    catalog.version = previous.map_or(1, |p| p.version + 1);
+    // Versions are unique across databases: caches keyed by the version
+    // (analyses, policy decisions) can then never mix two databases up.
+    catalog.version = NEXT_VERSION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let catalog = Arc::new(catalog);
     db.snapshot.store(Some(catalog.clone()));
     tracing::debug!(database = %db.name, version = catalog.version, "catalog loaded");

@@ -105,7 +105,12 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
         .or(login.startup.param("user"))
         .unwrap_or_default()
         .to_owned();
-    let observe = ctx.audit.is_enabled();
+    // Statements are analysed when something needs them: the audit trail,
+    // or policies (a configured policy path counts even while its policy is
+    // empty, so a policy added later guards sessions already open).
+    let observe = ctx.audit.is_enabled()
+        || ctx.policy.current().is_some()
+        || ctx.config.load().policy.path.is_some();
     let session_id = ctx.next_session_id.fetch_add(1, Ordering::Relaxed);
     let mut audit_ctx = SessionContext::connecting(session_id, peer, login.conn.stream.is_tls());
     audit_ctx.user = Arc::from(user.as_str());

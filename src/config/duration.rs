@@ -26,3 +26,18 @@ impl<'de> Deserialize<'de> for HumanDuration {
             })
     }
 }
+
+/// Reads an optional RFC 3339 timestamp.
+pub fn rfc3339_opt<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::time::SystemTime>, D::Error> {
+    let s = Option::<String>::deserialize(d)?;
+    s.map(|s| {
+        humantime::parse_rfc3339_weak(&s).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "invalid time {s:?}: {e} (write e.g. \"2026-11-23T03:00:00Z\")"
+            ))
+        })
+    })
+    .transpose()
+}

@@ -68,7 +68,7 @@ fn toml_error(text: &str, origin: &str, field: &str, e: &toml::de::Error) -> Con
     }
 }
 
-fn line_of_offset(text: &str, offset: usize) -> usize {
+pub(crate) fn line_of_offset(text: &str, offset: usize) -> usize {
     text.as_bytes()[..offset.min(text.len())]
         .iter()
         .filter(|&&b| b == b'\n')
@@ -76,8 +76,9 @@ fn line_of_offset(text: &str, offset: usize) -> usize {
         + 1
 }
 
-/// The line where a dotted key is set, found through toml's spanned parse tree.
-fn line_of_field(text: &str, field: &str) -> usize {
+/// The line where a dotted key is set (`a.b[2].c` for arrays of tables),
+/// found through toml's spanned parse tree.
+pub(crate) fn line_of_field(text: &str, field: &str) -> usize {
     let Ok(table) = toml::de::DeTable::parse(text) else {
         return 0;
     };
@@ -86,12 +87,29 @@ fn line_of_field(text: &str, field: &str) -> usize {
     // A field that is missing is reported at the table that should hold it.
     let mut last_line = 0;
     while let Some(part) = parts.next() {
-        let Some((key, value)) = current.get_key_value(part) else {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let Some((key, value)) = current.get_key_value(name) else {
             return last_line;
         };
         last_line = line_of_offset(text, key.span().start);
+        let mut value = value;
+        if let Some(i) = index {
+            match value.get_ref() {
+                toml::de::DeValue::Array(a) => match a.get(i) {
+                    Some(v) => {
+                        last_line = line_of_offset(text, v.span().start);
+                        value = v;
+                    }
+                    None => return last_line,
+                },
+                _ => return last_line,
+            }
+        }
         if parts.peek().is_none() {
-            return line_of_offset(text, key.span().start);
+            return last_line;
         }
         match value.get_ref() {
             toml::de::DeValue::Table(t) => current = t,

@@ -29,6 +29,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Column-level policies.
+    pub policy: PolicyConfig,
 }
 
 /// `[proxy]`: the listening side.
@@ -258,6 +260,37 @@ impl Default for AuditConfig {
             queue_capacity: 65_536,
             on_full: AuditOnFull::Block,
             log_full_text: false,
+        }
+    }
+}
+
+/// `[policy]`: where the policy files are and how masking hashes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Directory of `*.toml` policy files (or one file). Default none: no
+    /// policy, statements are only audited. `--policy` overrides it.
+    pub path: Option<PathBuf>,
+    /// Key for `mask:hash` (HMAC-SHA-256). The environment variable
+    /// `PGWARDEN_MASK_KEY` wins over it; never put it in a policy file.
+    /// Default none: a random key per start (hashes then differ across restarts).
+    pub hash_key: Option<String>,
+    /// How often the policy files are checked for changes. Default `2s`;
+    /// `0s` turns watching off (SIGHUP still reloads).
+    pub watch_interval: HumanDuration,
+    /// A fixed "now" for time conditions, RFC 3339 (`2026-11-23T03:00:00Z`).
+    /// For tests and `policy explain`; default none (the real clock).
+    #[serde(deserialize_with = "duration::rfc3339_opt")]
+    pub fixed_time: Option<std::time::SystemTime>,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            path: None,
+            hash_key: None,
+            watch_interval: HumanDuration::from_secs(2),
+            fixed_time: None,
         }
     }
 }

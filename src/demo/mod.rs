@@ -41,6 +41,9 @@ pub struct DemoArgs {
     /// Append audit records (JSON lines) to this file, `-` for stdout [default: off].
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<PathBuf>,
+    /// Policy directory [default: ./policies when it exists, else the built-in demo policy].
+    #[arg(long, value_name = "DIR")]
+    pub policy: Option<PathBuf>,
 }
 
 /// Why the demo could not be set up.
@@ -64,4 +67,7 @@ pub enum DemoError {
     /// Ctrl-C or SIGTERM arrived before the demo was ready.
     #[error("interrupted during setup")]
     Interrupted,
+    /// The built-in policy could not be written.
+    #[error("cannot write the demo policy: {0}")]
+    Policy(#[from] std::io::Error),
 }

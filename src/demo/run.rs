@@ -5,7 +5,7 @@ use crate::cluster::{Binaries, Cluster, InitOptions};
 use crate::config::{Config, LogFormat, UpstreamTls};
 use crate::server::Server;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Runs the demo until Ctrl-C or SIGTERM, then stops the proxy and the
@@ -68,6 +68,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         config.upstream.address = format!("127.0.0.1:{}", cluster.port);
         config.upstream.tls = UpstreamTls::Disable;
         config.audit.path = args.audit_log.clone();
+        config.policy.path = Some(demo_policy(&args)?);
         // The schema creates this role for pgwarden's catalog reader.
         config.catalog.user = "pgwarden".into();
         config.catalog.password = Some("pgwarden".into());
@@ -197,4 +198,23 @@ fn configured_port(data_dir: &Path) -> Option<u16> {
             (k.trim() == "port").then(|| v.trim().trim_matches('\'').parse().ok())?
         })
         .next_back()
+}
+
+/// The demo policy shipped with pgwarden (policies/hr.toml).
+const DEMO_POLICY: &str = include_str!("../../policies/hr.toml");
+
+/// The policy the demo runs with: `--policy`, else `./policies`, else the
+/// built-in one written into the data directory.
+fn demo_policy(args: &DemoArgs) -> Result<PathBuf, DemoError> {
+    if let Some(p) = &args.policy {
+        return Ok(p.clone());
+    }
+    let local = PathBuf::from("policies");
+    if local.join("hr.toml").is_file() {
+        return Ok(local);
+    }
+    let dir = args.data_dir.join("policies");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("hr.toml"), DEMO_POLICY)?;
+    Ok(dir)
 }

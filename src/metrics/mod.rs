@@ -47,6 +47,12 @@ pub struct Metrics {
     pub audit_queue: IntGauge,
     /// Failed writes to the audit sink (retried).
     pub audit_write_errors: IntCounter,
+    /// Statements refused by a policy.
+    pub statements_refused: IntCounter,
+    /// DataRows whose cells a policy masked.
+    pub masked_rows: IntCounter,
+    /// Policy loads and reloads, by result (ok, error).
+    pub policy_reloads: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -134,8 +140,29 @@ impl Metrics {
             &["analysis"],
         )
         .expect("static metric");
+        let statements_refused = IntCounter::new(
+            "pgwarden_statements_refused_total",
+            "Statements refused by a policy (SQLSTATE 42501).",
+        )
+        .expect("static metric");
+        let masked_rows = IntCounter::new(
+            "pgwarden_masked_rows_total",
+            "Result rows whose cells a policy masked.",
+        )
+        .expect("static metric");
+        let policy_reloads = IntCounterVec::new(
+            Opts::new(
+                "pgwarden_policy_reloads_total",
+                "Policy loads and reloads, by result (ok, error).",
+            ),
+            &["result"],
+        )
+        .expect("static metric");
         for c in [
             Box::new(statements.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(statements_refused.clone()),
+            Box::new(masked_rows.clone()),
+            Box::new(policy_reloads.clone()),
             Box::new(connections_open.clone()),
             Box::new(connections_total.clone()),
             Box::new(auth_failures.clone()),
@@ -169,6 +196,9 @@ impl Metrics {
             audit_write_errors,
             statements_analysed: statements.with_label_values(&["analysed"]),
             statements_unanalysed: statements.with_label_values(&["unanalysed"]),
+            statements_refused,
+            masked_rows,
+            policy_reloads,
         }
     }
 

@@ -16,3 +16,5 @@ pub const ADMIN_SHUTDOWN: &str = "57P01";
 pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 /// 57014 query_canceled (also used for startup timeouts, as PostgreSQL does not have one).
 pub const QUERY_CANCELED: &str = "57014";
+/// insufficient_privilege: a policy refused the statement.
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";

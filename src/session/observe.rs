@@ -9,14 +9,23 @@ use crate::analyse::{Analyses, Analysis, OpaqueCall, SessionEffect, StatementKin
 use crate::audit::{AuditRecord, SessionContext, StatementRecord};
 use crate::catalog::Catalog;
 use crate::context::Context;
-use crate::protocol::backend::{self as be, error_response, parameter_status};
+use super::enforce::{Enforcer, Verdict};
+use super::tracking::Portal;
+use crate::audit::{ErrorInfo, Outcome};
+use crate::mask::CellMask;
+use crate::policy::{Env, Policy};
+use crate::protocol::backend::{self as be, error_response, parameter_status, row_description};
+use crate::protocol::frontend::bind;
 use crate::protocol::{frontend, Frame, ProtocolError, Reader};
+use bytes::BytesMut;
 use std::sync::Arc;
 
 /// What the relay should do with a frontend message.
 pub enum FrontStep {
     /// Forward it.
     Forward,
+    /// pgwarden wrote a replacement for it.
+    Replaced,
     /// Its text is not in the analysis cache: analyse it, then offer the
     /// same message again.
     NeedAnalysis(String),
@@ -43,6 +52,8 @@ pub struct Observer {
     view_key: Option<(u64, u64)>,
     /// This session changed the catalog; reload before the next analysis.
     pub catalog_stale: bool,
+    /// Policy decisions and refusals.
+    enforcer: Enforcer,
 }
 
 fn text_of(body: &[u8]) -> Result<&str, ProtocolError> {
@@ -65,6 +76,7 @@ impl Observer {
             catalog_changed: false,
             view_key: None,
             catalog_stale: false,
+            enforcer: Enforcer::default(),
         }
     }
 
@@ -121,8 +133,59 @@ impl Observer {
         self.ctx.audit.log_full_text().then(|| Arc::from(text))
     }
 
-    /// Looks at one frontend message before it is forwarded.
-    pub fn on_frontend(&mut self, frame: Frame<'_>) -> Result<FrontStep, ProtocolError> {
+    /// The policy in force and what its conditions look at, when one is.
+    fn policy(&self) -> Option<(Arc<Policy>, Arc<Catalog>)> {
+        let p = self.ctx.policy.current()?;
+        if p.is_empty() {
+            return None;
+        }
+        Some((p, self.catalog()))
+    }
+
+    fn now(&self) -> std::time::SystemTime {
+        self.ctx
+            .config
+            .load()
+            .policy
+            .fixed_time
+            .unwrap_or_else(std::time::SystemTime::now)
+    }
+
+    /// Decides `a`, about to run in the current request group.
+    fn verdict(&mut self, a: &Arc<Analysis>) -> Option<Verdict> {
+        let (policy, catalog) = self.policy()?;
+        let roles = self.enforcer.roles_for(&self.settings, self.tracker.group());
+        let now = self.now();
+        let env = Env {
+            now,
+            addr: Some(self.session.client_addr.ip()),
+            application: &self.session.application_name,
+        };
+        Some(
+            self.enforcer
+                .verdict(&policy, &catalog, a, &roles, &env),
+        )
+    }
+
+    /// Looks at one frontend message before it is forwarded; a message
+    /// pgwarden replaces is written to `out` instead.
+    pub fn on_frontend(
+        &mut self,
+        frame: Frame<'_>,
+        out: &mut BytesMut,
+    ) -> Result<FrontStep, ProtocolError> {
+        if matches!(
+            frame.tag(),
+            frontend::PARSE
+                | frontend::BIND
+                | frontend::DESCRIBE
+                | frontend::EXECUTE
+                | frontend::CLOSE
+                | frontend::FLUSH
+        ) {
+            // Extended-protocol messages are in flight until their Sync.
+            self.tracker.touch();
+        }
         match frame.tag() {
             frontend::QUERY => {
                 let text = text_of(frame.body())?;
@@ -130,8 +193,21 @@ impl Observer {
                     return Ok(FrontStep::NeedAnalysis(text.to_owned()));
                 };
                 let full = self.full_text(text);
-                for a in all.iter() {
-                    self.tracker.start(a.clone(), full.clone());
+                for (i, a) in all.iter().enumerate() {
+                    let a = self.tracker.resolve_reference(a.clone());
+                    let verdict = self.verdict(&a);
+                    if let Some(refusal) = verdict.as_ref().and_then(Verdict::refuses).cloned() {
+                        // Later statements never run: PostgreSQL ends the
+                        // Query at the first error.
+                        self.enforcer.refused_query(text, i, &refusal, out);
+                        self.tracker.start(a, full, verdict, None);
+                        self.tracker.end_group();
+                        return Ok(FrontStep::Replaced);
+                    }
+                    self.enforcer
+                        .note_started(&a, &self.settings, self.tracker.group());
+                    self.tracker.note_definitions(&a);
+                    self.tracker.start(a, full.clone(), verdict, None);
                 }
                 self.tracker.end_group();
             }
@@ -143,25 +219,56 @@ impl Observer {
                     return Ok(FrontStep::NeedAnalysis(text.to_owned()));
                 };
                 if let Some(a) = all.first() {
-                    self.tracker.parse(name, a.clone());
+                    let a = self.tracker.resolve_reference(a.clone());
+                    let verdict = self.verdict(&a);
+                    let refusal = verdict.as_ref().and_then(Verdict::refuses).cloned();
+                    self.tracker.parse(name, a, verdict);
+                    if let Some(refusal) = refusal {
+                        self.enforcer.refused_parse(name, &refusal, out);
+                        return Ok(FrontStep::Replaced);
+                    }
                 }
             }
             frontend::BIND => {
-                let mut r = Reader::new(frame.body(), "Bind");
-                let portal = r.string()?;
-                let statement = r.string()?;
-                self.tracker.bind(portal, statement);
+                let bind = frontend::bind::Bind::parse(frame.body())?;
+                let Some(a) = self.tracker.statement(bind.statement) else {
+                    self.tracker.bind(bind.portal, None);
+                    return Ok(FrontStep::Forward);
+                };
+                // The role may have changed since Parse: decide again.
+                let verdict = self.verdict(&a);
+                let refusal = verdict.as_ref().and_then(Verdict::refuses).cloned();
+                self.tracker.bind(
+                    bind.portal,
+                    Some(Portal {
+                        analysis: a,
+                        verdict,
+                        formats: bind.result_formats.into(),
+                    }),
+                );
+                if let Some(refusal) = refusal {
+                    self.enforcer.refused_bind(bind.portal, &refusal, out);
+                    return Ok(FrontStep::Replaced);
+                }
             }
             frontend::EXECUTE => {
                 let portal = Reader::new(frame.body(), "Execute").string()?;
-                let a = self.tracker.portal(portal).unwrap_or_else(|| {
-                    Arc::new(placeholder(
-                        "EXECUTE",
-                        Some("unknown portal".into()),
-                        Vec::new(),
-                    ))
-                });
-                self.tracker.start(a, None);
+                match self.tracker.portal(portal) {
+                    Some(p) => {
+                        self.enforcer
+                            .note_started(&p.analysis, &self.settings, self.tracker.group());
+                        self.tracker
+                            .start(p.analysis, None, p.verdict, Some(p.formats));
+                    }
+                    None => {
+                        let a = Arc::new(placeholder(
+                            "EXECUTE",
+                            Some("unknown portal".into()),
+                            Vec::new(),
+                        ));
+                        self.tracker.start(a, None, None, None);
+                    }
+                }
             }
             frontend::CLOSE => {
                 let mut r = Reader::new(frame.body(), "Close");
@@ -171,26 +278,72 @@ impl Observer {
             frontend::SYNC => self.tracker.end_group(),
             frontend::FUNCTION_CALL => {
                 let oid = Reader::new(frame.body(), "FunctionCall").i32()?;
-                let a = placeholder(
+                let a = Arc::new(placeholder(
                     "FUNCTION CALL",
                     None,
                     vec![OpaqueCall {
                         function: format!("function oid {oid}"),
                         columns: Vec::new(),
                     }],
-                );
-                self.tracker.start(Arc::new(a), None);
+                ));
+                let verdict = self.verdict(&a);
+                let refusal = verdict.as_ref().and_then(Verdict::refuses).cloned();
+                self.tracker.start(a, None, verdict, None);
                 self.tracker.end_group();
+                if let Some(refusal) = refusal {
+                    self.enforcer.refused_function_call(&refusal, out);
+                    return Ok(FrontStep::Replaced);
+                }
             }
             _ => {}
         }
         Ok(FrontStep::Forward)
     }
 
-    /// Looks at one backend message before it is forwarded.
-    pub fn on_backend(&mut self, frame: Frame<'_>) {
+    /// Looks at one backend message before it is forwarded; returns true
+    /// when it wrote a replacement (a masked DataRow, pgwarden's own
+    /// error) to `out` instead.
+    pub fn on_backend(&mut self, frame: Frame<'_>, out: &mut BytesMut) -> bool {
         match frame.tag() {
-            b'D' | b'd' => self.tracker.row(frame.raw().len()),
+            be::DATA_ROW => {
+                self.tracker.row(frame.raw().len());
+                if let Some(plan) = self.row_plan() {
+                    let key = self.ctx.mask_key.load();
+                    if let Err(e) = crate::mask::rewrite_data_row(frame.body(), &plan, &key, out) {
+                        // Never forward what could not be masked.
+                        tracing::warn!(error = %e, "malformed DataRow withheld");
+                    }
+                    self.ctx.metrics.masked_rows.inc();
+                    return true;
+                }
+            }
+            b'd' => self.tracker.row(frame.raw().len()),
+            be::ROW_DESCRIPTION => {
+                if let Some(p) = self.tracker.head() {
+                    if p.formats.is_none() {
+                        // Simple protocol: the description right before the
+                        // rows says their formats and types.
+                        p.described = row_description::parse(frame.body()).unwrap_or_default();
+                        p.row_plan = None;
+                    }
+                }
+            }
+            be::ERROR_RESPONSE => {
+                let e = error_response::parse(frame.body()).unwrap_or_default();
+                self.settings.on_error();
+                if let Some(mine) = self.enforcer.swap_error(e.message) {
+                    mine.put(out);
+                    self.ctx.metrics.statements_refused.inc();
+                    if let Some(mut f) = self.tracker.error(mine.code, &mine.message) {
+                        f.outcome = Outcome::Refused(ErrorInfo::new(mine.code, mine.message.clone()));
+                        self.record(f);
+                    }
+                    return true;
+                }
+                if let Some(f) = self.tracker.error(e.code, e.message) {
+                    self.record(f);
+                }
+            }
             b'C' => {
                 let tag = Reader::new(frame.body(), "CommandComplete")
                     .string()
@@ -206,17 +359,13 @@ impl Observer {
                 }
             }
             b'I' => self.tracker.empty(),
-            be::ERROR_RESPONSE => {
-                let e = error_response::parse(frame.body()).unwrap_or_default();
-                self.settings.on_error();
-                if let Some(f) = self.tracker.error(e.code, e.message) {
-                    self.record(f);
-                }
-            }
             be::READY_FOR_QUERY => {
                 let idle = frame.body().first() == Some(&b'I');
                 self.settings.on_ready(idle);
                 self.tracker.ready();
+                if self.tracker.all_answered() {
+                    self.enforcer.settle();
+                }
                 if idle && self.catalog_changed {
                     // DDL is visible to the catalog reader once committed:
                     // this session's next analysis reloads first, and every
@@ -243,6 +392,40 @@ impl Observer {
             }
             _ => {}
         }
+        false
+    }
+
+    /// How the head statement's DataRow cells are masked, if they are.
+    fn row_plan(&mut self) -> Option<Arc<[Option<CellMask>]>> {
+        let p = self.tracker.head()?;
+        let v = p.verdict.as_ref().filter(|v| v.masks())?;
+        if p.row_plan.is_none() {
+            let width = v
+                .decision
+                .masks
+                .iter()
+                .map(|m| m.position + 1)
+                .max()
+                .unwrap_or(0)
+                .max(p.described.len());
+            let plan: Vec<Option<CellMask>> = (0..width)
+                .map(|i| {
+                    let m = v.decision.masks.iter().find(|m| m.position == i)?;
+                    let described = p.described.get(i);
+                    let binary = match &p.formats {
+                        Some(f) => bind::is_binary(f, i),
+                        None => described.is_some_and(|d| d.format == 1),
+                    };
+                    Some(CellMask {
+                        method: m.method.clone(),
+                        type_oid: described.map_or(m.type_oid, |d| d.type_oid),
+                        binary,
+                    })
+                })
+                .collect();
+            p.row_plan = Some(plan.into());
+        }
+        p.row_plan.clone()
     }
 
     /// A statement succeeded: its effects on the session now hold.
@@ -308,7 +491,7 @@ impl Observer {
             bytes_returned: p.bytes,
             duration,
             outcome,
-            policy: None,
+            policy: p.verdict.as_ref().map(Verdict::record),
         };
         match &tag {
             Some(tag) => r.set_rows_from_tag(tag),

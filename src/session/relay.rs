@@ -436,19 +436,26 @@ impl Session {
             }
             let frame = Frame::new(&self.client.rbuf[pos..pos + h.total_len]);
             frontend::check_tag(frame.tag())?;
+            let mut replaced = false;
             if let Some(obs) = self.observer.as_mut() {
-                if let FrontStep::NeedAnalysis(text) = obs.on_frontend(frame)? {
-                    // Leave this message in the buffer; it is offered again
-                    // once its analysis is ready.
-                    step = ClientStep::Analyse(text);
-                    break;
+                match obs.on_frontend(frame, &mut self.server.wbuf)? {
+                    FrontStep::Forward => {}
+                    FrontStep::Replaced => replaced = true,
+                    FrontStep::NeedAnalysis(text) => {
+                        // Leave this message in the buffer; it is offered
+                        // again once its analysis is ready.
+                        step = ClientStep::Analyse(text);
+                        break;
+                    }
                 }
             }
             pos += h.total_len;
             self.stats.msgs_in += 1;
             self.stats.bytes_in += frame.raw().len() as u64;
             self.requests.on_frontend(frame.tag());
-            self.server.wbuf.extend_from_slice(frame.raw());
+            if !replaced {
+                self.server.wbuf.extend_from_slice(frame.raw());
+            }
             if frame.tag() == frontend::TERMINATE {
                 step = ClientStep::Terminate;
                 break;
@@ -473,8 +480,9 @@ impl Session {
             pos += h.total_len;
             self.stats.msgs_out += 1;
             self.stats.bytes_out += frame.raw().len() as u64;
+            let mut replaced = false;
             if let Some(obs) = self.observer.as_mut() {
-                obs.on_backend(frame);
+                replaced = obs.on_backend(frame, &mut self.client.wbuf);
             }
             match frame.tag() {
                 be::READY_FOR_QUERY => {
@@ -494,7 +502,9 @@ impl Session {
                 }
                 _ => {}
             }
-            self.client.wbuf.extend_from_slice(frame.raw());
+            if !replaced {
+                self.client.wbuf.extend_from_slice(frame.raw());
+            }
         }
         self.server.rbuf.advance(pos);
         if !self.client.wbuf.is_empty() && self.client.queued_since.is_none() {

@@ -2,6 +2,7 @@
 //! that every statement gets one audit record with its rows, bytes, duration
 //! and outcome, in both the simple and the extended protocol.
 
+use super::enforce::Verdict;
 use crate::analyse::Analysis;
 use crate::audit::{ErrorInfo, Outcome};
 use std::collections::{HashMap, VecDeque};
@@ -25,6 +26,14 @@ pub struct Pending {
     pub bytes: u64,
     /// Text with literals, kept only when the audit log wants it.
     pub full_text: Option<Arc<str>>,
+    /// What the policy decided, when a policy is in force.
+    pub verdict: Option<Verdict>,
+    /// Result formats from Bind (extended protocol); `None` = from RowDescription.
+    pub formats: Option<Arc<[i16]>>,
+    /// Per result column: how DataRow cells are masked (built on first use).
+    pub row_plan: Option<Arc<[Option<crate::mask::CellMask>]>>,
+    /// RowDescription of a simple-protocol statement's result.
+    pub described: Vec<crate::protocol::backend::row_description::Field>,
 }
 
 /// A statement whose answer is complete.
@@ -47,21 +56,41 @@ pub struct Tracker {
     group: u64,
     ready_seen: u64,
     /// Statements parsed per request group, until the group is answered.
-    parsed: VecDeque<(u64, Arc<Analysis>)>,
+    parsed: VecDeque<(u64, Arc<Analysis>, Option<Verdict>)>,
     /// Protocol-level prepared statements (Parse), by name ("" = unnamed).
     pub statements: HashMap<String, Arc<Analysis>>,
-    /// Portals (Bind), by name.
-    portals: HashMap<String, Arc<Analysis>>,
+    /// Portals (Bind), by name, with the decision made at Bind and the
+    /// result formats it asked for.
+    portals: HashMap<String, Portal>,
     /// SQL-level PREPARE, by name.
     pub sql_prepared: HashMap<String, Arc<Analysis>>,
     /// SQL-level cursors, by name.
     pub cursors: HashMap<String, Arc<Analysis>>,
+    /// Messages of a group not yet ended by Sync arrived.
+    open: bool,
+}
+
+/// A bound portal.
+#[derive(Debug, Clone)]
+pub struct Portal {
+    /// The statement it runs.
+    pub analysis: Arc<Analysis>,
+    /// The decision made at Bind.
+    pub verdict: Option<Verdict>,
+    /// Result format codes from Bind.
+    pub formats: Arc<[i16]>,
 }
 
 impl Tracker {
-    /// Starts a statement of the current request group.
-    pub fn start(&mut self, analysis: Arc<Analysis>, full_text: Option<Arc<str>>) {
-        let analysis = self.resolve_reference(analysis);
+    /// Starts a statement of the current request group (`analysis` already
+    /// resolved, see [`Tracker::resolve_reference`]).
+    pub fn start(
+        &mut self,
+        analysis: Arc<Analysis>,
+        full_text: Option<Arc<str>>,
+        verdict: Option<Verdict>,
+        formats: Option<Arc<[i16]>>,
+    ) {
         self.pending.push_back(Pending {
             analysis,
             group: self.group,
@@ -70,11 +99,37 @@ impl Tracker {
             rows: 0,
             bytes: 0,
             full_text,
+            verdict,
+            formats,
+            row_plan: None,
+            described: Vec::new(),
         });
     }
 
+    /// The current request group.
+    pub fn group(&self) -> u64 {
+        self.group
+    }
+
+    /// Whether every request sent has been answered (nothing in flight,
+    /// not even messages of a group whose Sync has not come yet).
+    pub fn all_answered(&self) -> bool {
+        self.ready_seen >= self.group && self.pending.is_empty() && !self.open
+    }
+
+    /// A frontend message arrived (it belongs to the open group until a
+    /// Sync or Query ends it).
+    pub fn touch(&mut self) {
+        self.open = true;
+    }
+
+    /// The statement whose answer is arriving.
+    pub fn head(&mut self) -> Option<&mut Pending> {
+        self.pending.front_mut()
+    }
+
     /// EXECUTE and FETCH run what PREPARE and DECLARE analysed: record that.
-    fn resolve_reference(&self, a: Arc<Analysis>) -> Arc<Analysis> {
+    pub fn resolve_reference(&self, a: Arc<Analysis>) -> Arc<Analysis> {
         let Some(name) = &a.refers_to else { return a };
         let target = match a.command.as_str() {
             "EXECUTE" => self.sql_prepared.get(name),
@@ -112,19 +167,44 @@ impl Tracker {
         Arc::new(merged)
     }
 
+    /// PREPARE and DECLARE about to run: a later EXECUTE or FETCH of the
+    /// same Query string must resolve to them before they are answered. A
+    /// name already in use is left alone (PostgreSQL keeps the old one and
+    /// fails the new PREPARE).
+    pub fn note_definitions(&mut self, a: &Arc<Analysis>) {
+        for e in &a.effects {
+            match e {
+                crate::analyse::SessionEffect::Prepare(name) => {
+                    self.sql_prepared
+                        .entry(name.clone())
+                        .or_insert_with(|| a.clone());
+                }
+                crate::analyse::SessionEffect::DeclareCursor(name) => {
+                    self.cursors.entry(name.clone()).or_insert_with(|| a.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Parse: remembers the analysis of a named or unnamed statement, and
     /// that this request group parsed it (an error before any Execute, e.g.
     /// an unknown table, is then still recorded against it).
-    pub fn parse(&mut self, name: &str, analysis: Arc<Analysis>) {
-        self.parsed.push_back((self.group, analysis.clone()));
+    pub fn parse(&mut self, name: &str, analysis: Arc<Analysis>, verdict: Option<Verdict>) {
+        self.parsed.push_back((self.group, analysis.clone(), verdict));
         self.statements.insert(name.to_owned(), analysis);
     }
 
-    /// Bind: a portal runs a prepared statement.
-    pub fn bind(&mut self, portal: &str, statement: &str) {
-        match self.statements.get(statement) {
-            Some(a) => {
-                self.portals.insert(portal.to_owned(), a.clone());
+    /// The analysis of a prepared statement.
+    pub fn statement(&self, name: &str) -> Option<Arc<Analysis>> {
+        self.statements.get(name).cloned()
+    }
+
+    /// Bind: a portal runs a prepared statement (`None`: unknown statement).
+    pub fn bind(&mut self, portal: &str, bound: Option<Portal>) {
+        match bound {
+            Some(p) => {
+                self.portals.insert(portal.to_owned(), p);
             }
             None => {
                 self.portals.remove(portal);
@@ -132,8 +212,8 @@ impl Tracker {
         }
     }
 
-    /// The analysis of a portal about to be executed.
-    pub fn portal(&self, portal: &str) -> Option<Arc<Analysis>> {
+    /// A portal about to be executed.
+    pub fn portal(&self, portal: &str) -> Option<Portal> {
         self.portals.get(portal).cloned()
     }
 
@@ -152,6 +232,7 @@ impl Tracker {
     /// Query or Sync: the end of a request group.
     pub fn end_group(&mut self) {
         self.group += 1;
+        self.open = false;
     }
 
     /// A DataRow or CopyData of `len` bytes for the current statement.
@@ -185,8 +266,9 @@ impl Tracker {
         let answering = self.ready_seen;
         if self.pending.front().is_none_or(|p| p.group != answering) {
             // Nothing executed in this group: the error is the Parse's.
-            let (_, analysis) = self.parsed.iter().find(|(g, _)| *g == answering)?.clone();
-            self.parsed.retain(|(g, _)| *g != answering);
+            let (_, analysis, verdict) =
+                self.parsed.iter().find(|(g, _, _)| *g == answering)?.clone();
+            self.parsed.retain(|(g, _, _)| *g != answering);
             let now = Instant::now();
             return Some(Finished {
                 duration: Duration::ZERO,
@@ -200,12 +282,16 @@ impl Tracker {
                     rows: 0,
                     bytes: 0,
                     full_text: None,
+                    verdict,
+                    formats: None,
+                    row_plan: None,
+                    described: Vec::new(),
                 },
             });
         }
         let p = self.pending.pop_front()?;
         let group = p.group;
-        self.parsed.retain(|(g, _)| *g != group);
+        self.parsed.retain(|(g, _, _)| *g != group);
         while self.pending.front().is_some_and(|q| q.group == group) {
             self.pending.pop_front();
         }
@@ -225,7 +311,7 @@ impl Tracker {
         while self.pending.front().is_some_and(|q| q.group <= closed) {
             self.pending.pop_front();
         }
-        while self.parsed.front().is_some_and(|(g, _)| *g <= closed) {
+        while self.parsed.front().is_some_and(|(g, _, _)| *g <= closed) {
             self.parsed.pop_front();
         }
     }

@@ -5,6 +5,7 @@ pub mod backend_key_data;
 pub mod error_response;
 pub mod negotiate_protocol_version;
 pub mod parameter_status;
+pub mod row_description;
 
 /// Authentication family ('R').
 pub const AUTHENTICATION: u8 = b'R';
@@ -53,3 +54,7 @@ impl TransactionStatus {
         }
     }
 }
+/// DataRow (the same byte is Describe from a client).
+pub const DATA_ROW: u8 = b'D';
+/// RowDescription.
+pub const ROW_DESCRIPTION: u8 = b'T';

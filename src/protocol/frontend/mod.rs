@@ -1,5 +1,6 @@
 //! Messages sent by clients.
 
+pub mod bind;
 pub mod sasl_initial_response;
 pub mod startup;
 

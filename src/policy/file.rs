@@ -1,0 +1,136 @@
+//! The policy file format, as security teams write it (TOML). Every field
+//! has a default documented here; `load.rs` turns files into a [`Policy`].
+//!
+//! [`Policy`]: super::Policy
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// One policy file. Several files in a directory are merged: classifications
+/// and rules add up; `mode`, `[defaults]` and `[functions]` may be set in
+/// one file only.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// `enforce` (default) or `monitor`.
+    pub mode: Option<Mode>,
+    /// What applies where no rule decides.
+    pub defaults: Option<Defaults>,
+    /// Classification name → the columns or tables it covers
+    /// (`schema.table.column`, `schema.table`, with `*` wildcards).
+    #[serde(default)]
+    pub classifications: BTreeMap<String, Vec<String>>,
+    /// Rules, applied most specific first.
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<RuleSpec>,
+    /// Opaque code that may run for roles without full access.
+    pub functions: Option<FunctionsSpec>,
+}
+
+/// Enforce or only watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Refuse and mask.
+    Enforce,
+    /// Record what would have been refused or masked; change nothing.
+    Monitor,
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Permit {
+    /// Permitted.
+    Allow,
+    /// Refused.
+    Deny,
+}
+
+/// What applies where no rule decides.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Defaults {
+    /// Reading and writing columns no classification covers (default `allow`).
+    pub unclassified: Permit,
+    /// Reading and writing classified columns no rule covers (default `deny`).
+    pub classified: Permit,
+    /// A statement that touches protected data but could not be fully
+    /// analysed (default `deny`; monitor mode only records it).
+    pub unanalysed: Permit,
+    /// Opaque code (DO, CALL, functions the analyser cannot see into) run
+    /// by a role without full access (default `deny`).
+    pub opaque: Permit,
+    /// Masked columns used to pick rows (WHERE, JOIN, ORDER BY, ...):
+    /// default `deny`, since the rows that come back reveal the values.
+    pub masked_filters: Permit,
+    /// Masked columns inside expressions (`upper(ssn)`, `avg(salary)`),
+    /// which cannot be masked cell by cell: default `deny`.
+    pub masked_expressions: Permit,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            unclassified: Permit::Allow,
+            classified: Permit::Deny,
+            unanalysed: Permit::Deny,
+            opaque: Permit::Deny,
+            masked_filters: Permit::Deny,
+            masked_expressions: Permit::Deny,
+        }
+    }
+}
+
+/// `[[rule]]`: what some roles may do with some columns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    /// Unique name, quoted in refusals and audit records.
+    pub name: String,
+    /// PostgreSQL roles it applies to (members of them too); `*` = everyone.
+    pub roles: Vec<String>,
+    /// Roles (and their members) it does not apply to.
+    #[serde(default)]
+    pub except_roles: Vec<String>,
+    /// What it covers: classification names, `schema.table`,
+    /// `schema.table.column` (with `*` wildcards), or `*` for everything.
+    pub on: Vec<String>,
+    /// `allow`, `deny` or `mask:<method>` (e.g. `mask:partial:4`).
+    pub read: Option<String>,
+    /// `allow` or `deny`.
+    pub write: Option<Permit>,
+    /// For masked columns: may they pick rows (WHERE, JOIN, ORDER BY)?
+    /// Default: `defaults.masked_filters`.
+    pub filter: Option<Permit>,
+    /// For masked columns: may they appear inside expressions, unmasked?
+    /// Default: `defaults.masked_expressions`.
+    pub expressions: Option<Permit>,
+    /// Conditions; the rule applies only when all of them hold.
+    pub when: Option<WhenSpec>,
+}
+
+/// Conditions of a rule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhenSpec {
+    /// Days of the week (`mon` ... `sun`).
+    pub days: Option<Vec<String>>,
+    /// Time-of-day range `HH:MM-HH:MM` (may wrap past midnight).
+    pub hours: Option<String>,
+    /// IANA time zone for `days` and `hours` (default `UTC`).
+    pub timezone: Option<String>,
+    /// Client address ranges (CIDR).
+    pub addresses: Option<Vec<String>>,
+    /// application_name values (`*` wildcards).
+    pub applications: Option<Vec<String>>,
+}
+
+/// `[functions]`: opaque code allowed for every role.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionsSpec {
+    /// Functions (`schema.name`) known not to leak protected data.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}

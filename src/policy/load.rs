@@ -1,0 +1,259 @@
+//! Reading a policy directory: every `*.toml` file, parsed, merged and
+//! validated completely before anything is used. Errors name the file, the
+//! line and the field.
+
+use super::compiled::{Classification, Policy, ReadAction, Rule, Target};
+use super::condition::Condition;
+use super::file::{Permit, PolicyFile};
+use super::pattern::Pattern;
+use super::PolicyError;
+use crate::config::load::{line_of_field, line_of_offset};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The policy files of a directory (or the one file `path` names), sorted.
+pub fn policy_files(path: &Path) -> Result<Vec<PathBuf>, PolicyError> {
+    if path.is_file() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let rd = std::fs::read_dir(path).map_err(|source| PolicyError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut files = Vec::new();
+    for e in rd {
+        let e = e.map_err(|source| PolicyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "toml") && p.is_file() {
+            files.push(p);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// One parsed file, kept with its text for error lines.
+struct Parsed {
+    origin: String,
+    text: String,
+    file: PolicyFile,
+}
+
+fn invalid(p: &Parsed, field: &str, message: impl Into<String>) -> PolicyError {
+    PolicyError::Invalid {
+        path: p.origin.clone(),
+        line: line_of_field(&p.text, field),
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+fn parse_text(text: String, origin: String) -> Result<Parsed, PolicyError> {
+    let de = toml::Deserializer::parse(&text).map_err(|e| PolicyError::Invalid {
+        line: e.span().map_or(0, |s| line_of_offset(&text, s.start)),
+        path: origin.clone(),
+        field: "(document)".into(),
+        message: e.message().trim().to_owned(),
+    })?;
+    let file: PolicyFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        PolicyError::Invalid {
+            line: e
+                .inner()
+                .span()
+                .map_or_else(|| line_of_field(&text, &field), |s| line_of_offset(&text, s.start)),
+            path: origin.clone(),
+            field: if field == "." { "(document)".into() } else { field },
+            message: e.inner().message().trim().to_owned(),
+        }
+    })?;
+    Ok(Parsed { origin, text, file })
+}
+
+/// Loads and validates the policy at `path` (a directory or one file).
+pub fn load(path: &Path, generation: u64) -> Result<Policy, PolicyError> {
+    let mut parsed = Vec::new();
+    for f in policy_files(path)? {
+        let text = std::fs::read_to_string(&f).map_err(|source| PolicyError::Read {
+            path: f.clone(),
+            source,
+        })?;
+        parsed.push(parse_text(text, f.display().to_string())?);
+    }
+    compile(parsed, generation)
+}
+
+/// Parses and validates policy text (tests and `policy test`).
+pub fn load_str(text: &str, origin: &str, generation: u64) -> Result<Policy, PolicyError> {
+    compile(vec![parse_text(text.to_owned(), origin.to_owned())?], generation)
+}
+
+fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> {
+    let mut policy = Policy {
+        generation,
+        files: parsed.iter().map(|p| p.origin.clone()).collect(),
+        ..Policy::default()
+    };
+    // Settings that may appear once.
+    let mut seen: HashMap<&'static str, String> = HashMap::new();
+    let mut once = |p: &Parsed, what: &'static str| -> Result<(), PolicyError> {
+        if let Some(prev) = seen.insert(what, p.origin.clone()) {
+            if prev != p.origin {
+                return Err(invalid(p, what, format!("already set in {prev}; set it in one file")));
+            }
+        }
+        Ok(())
+    };
+    for p in &parsed {
+        if let Some(m) = p.file.mode {
+            once(p, "mode")?;
+            policy.mode = Some(m);
+        }
+        if let Some(d) = &p.file.defaults {
+            once(p, "defaults")?;
+            policy.defaults = d.clone();
+        }
+        if let Some(f) = &p.file.functions {
+            once(p, "functions")?;
+            for (i, name) in f.allow.iter().enumerate() {
+                if name.split('.').count() != 2 {
+                    return Err(invalid(
+                        p,
+                        &format!("functions.allow[{i}]"),
+                        format!("\"{name}\" is not schema.function"),
+                    ));
+                }
+                policy.allowed_functions.insert(name.clone());
+            }
+        }
+    }
+    // Classifications first: rules refer to them by name.
+    let mut class_origin: HashMap<String, String> = HashMap::new();
+    for p in &parsed {
+        for (name, patterns) in &p.file.classifications {
+            let field = format!("classifications.{name}");
+            if name.contains('.') || name == "*" || name.is_empty() {
+                return Err(invalid(p, &field, "a classification name has no dots and is not *"));
+            }
+            if let Some(prev) = class_origin.insert(name.clone(), p.origin.clone()) {
+                return Err(invalid(p, &field, format!("classification \"{name}\" is also defined in {prev}")));
+            }
+            let mut compiled = Vec::new();
+            for (i, pat) in patterns.iter().enumerate() {
+                compiled.push(
+                    Pattern::parse(pat).map_err(|m| invalid(p, &format!("{field}[{i}]"), m))?,
+                );
+            }
+            policy.classifications.push(Classification {
+                name: name.clone(),
+                patterns: compiled,
+            });
+        }
+    }
+    check_overlaps(&policy, &parsed)?;
+    let mut names: HashMap<String, String> = HashMap::new();
+    for p in &parsed {
+        for (i, r) in p.file.rules.iter().enumerate() {
+            let at = |f: &str| format!("rule[{i}].{f}");
+            if r.name.trim().is_empty() {
+                return Err(invalid(p, &at("name"), "must not be empty"));
+            }
+            if let Some(prev) = names.insert(r.name.clone(), p.origin.clone()) {
+                return Err(invalid(p, &at("name"), format!("rule \"{}\" is also defined in {prev}", r.name)));
+            }
+            if r.roles.is_empty() {
+                return Err(invalid(p, &at("roles"), "name at least one role, or \"*\" for everyone"));
+            }
+            if r.on.is_empty() {
+                return Err(invalid(p, &at("on"), "name at least one classification, table or column, or \"*\""));
+            }
+            if r.read.is_none() && r.write.is_none() {
+                return Err(invalid(p, &at("read"), "a rule must say read, write or both"));
+            }
+            let mut targets = Vec::new();
+            for (j, t) in r.on.iter().enumerate() {
+                targets.push(if t == "*" {
+                    Target::All
+                } else if t.contains('.') {
+                    Target::Name(Pattern::parse(t).map_err(|m| invalid(p, &at(&format!("on[{j}]")), m))?)
+                } else {
+                    let c = policy
+                        .classifications
+                        .iter()
+                        .position(|c| &c.name == t)
+                        .ok_or_else(|| {
+                            invalid(
+                                p,
+                                &at(&format!("on[{j}]")),
+                                format!("\"{t}\" is not a classification (tables and columns are written schema.table[.column])"),
+                            )
+                        })?;
+                    Target::Class(c)
+                });
+            }
+            let read = match &r.read {
+                None => None,
+                Some(s) => Some(ReadAction::parse(s).map_err(|m| invalid(p, &at("read"), m))?),
+            };
+            let when = match &r.when {
+                None => None,
+                Some(w) => Some(Condition::compile(w).map_err(|(f, m)| invalid(p, &at(f), m))?),
+            };
+            let everyone = r.roles.iter().any(|x| x == "*");
+            policy.rules.push(Rule {
+                name: Arc::from(r.name.as_str()),
+                roles: if everyone { Vec::new() } else { r.roles.clone() },
+                except_roles: r.except_roles.clone(),
+                targets,
+                read,
+                write: r.write,
+                filter: r.filter.unwrap_or(policy.defaults.masked_filters),
+                expressions: r.expressions.unwrap_or(policy.defaults.masked_expressions),
+                when,
+                origin: format!("{}:{}", p.origin, line_of_field(&p.text, &at("name"))),
+            });
+        }
+    }
+    if policy.rules.len() > 64 && policy.rules.iter().skip(64).any(|r| r.when.is_some()) {
+        tracing::info!("more than 64 rules: conditions past the 64th are evaluated per statement");
+    }
+    Ok(policy)
+}
+
+/// Two classifications claiming the same pattern with the same specificity
+/// would make a column's class depend on file order: refuse that.
+fn check_overlaps(policy: &Policy, parsed: &[Parsed]) -> Result<(), PolicyError> {
+    let mut seen: HashMap<&str, &str> = HashMap::new();
+    for c in &policy.classifications {
+        for pat in &c.patterns {
+            if let Some(other) = seen.insert(pat.text(), &c.name) {
+                if other != c.name {
+                    let Some(p) = parsed
+                        .iter()
+                        .find(|p| p.file.classifications.contains_key(&c.name))
+                    else {
+                        continue;
+                    };
+                    return Err(invalid(
+                        p,
+                        &format!("classifications.{}", c.name),
+                        format!("\"{}\" is also classified as {other}", pat.text()),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `Permit` from text, for `policy test` case files.
+pub fn permit_name(p: Permit) -> &'static str {
+    match p {
+        Permit::Allow => "allow",
+        Permit::Deny => "deny",
+    }
+}
