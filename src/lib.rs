@@ -16,6 +16,7 @@ pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod demo;
+pub mod mask;
 pub mod metrics;
 pub mod net;
 pub mod protocol;
