@@ -8,16 +8,18 @@
 //! stream, the search path, the temp relations and the catalog version, so a
 //! catalog change can never serve a stale analysis.
 
+mod colname;
 pub mod lexer;
 pub mod model;
 pub mod parse;
+mod results;
 mod scope;
 mod statement;
 mod walker;
 
 pub use model::{
-    Analysis, CreatedRelation, OpaqueCall, RelationAccess, RelationName, SessionEffect,
-    StatementKind,
+    Analysis, ColumnSource, CreatedRelation, OpaqueCall, RelationAccess, RelationName,
+    ResultColumn, SessionEffect, StatementKind,
 };
 
 use crate::catalog::Catalog;
@@ -206,6 +208,7 @@ fn unanalysed(sql: &str, view: &SessionView, why: String) -> Analysis {
         effects: Vec::new(),
         refers_to: None,
         inner_kind: None,
+        results: None,
     }
 }
 
@@ -260,6 +263,10 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
         let normalized: Arc<str> = lexer::normalize(text, scs)
             .unwrap_or_else(|_| text.to_owned())
             .into();
+        let results = facts
+            .results
+            .as_deref()
+            .map(|cols| results::result_columns(cols, &w.accesses));
         out.push(Arc::new(Analysis {
             kind: facts.kind.unwrap_or(StatementKind::Other),
             command: facts.command,
@@ -271,6 +278,7 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
             effects: facts.effects,
             refers_to: facts.refers_to,
             inner_kind: facts.inner_kind,
+            results,
         }));
     }
     out
