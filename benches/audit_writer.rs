@@ -61,6 +61,7 @@ fn analysis() -> Arc<Analysis> {
         effects: vec![],
         refers_to: None,
         inner_kind: None,
+        results: None,
     })
 }
 

@@ -8,9 +8,11 @@
 //! stream, the search path, the temp relations and the catalog version, so a
 //! catalog change can never serve a stale analysis.
 
+mod colname;
 pub mod lexer;
 pub mod model;
 pub mod parse;
+mod results;
 mod scope;
 mod statement;
 mod walker;
@@ -18,8 +20,8 @@ mod walker;
 pub use walker::is_system_schema;
 
 pub use model::{
-    Analysis, CreatedRelation, OpaqueCall, RelationAccess, RelationName, SessionEffect,
-    StatementKind,
+    Analysis, ColumnSource, CreatedRelation, OpaqueCall, RelationAccess, RelationName,
+    ResultColumn, SessionEffect, StatementKind,
 };
 
 use crate::catalog::Catalog;
@@ -208,6 +210,7 @@ fn unanalysed(sql: &str, view: &SessionView, why: String) -> Analysis {
         effects: Vec::new(),
         refers_to: None,
         inner_kind: None,
+        results: None,
     }
 }
 
@@ -262,6 +265,10 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
         let normalized: Arc<str> = lexer::normalize(text, scs)
             .unwrap_or_else(|_| text.to_owned())
             .into();
+        let results = facts
+            .results
+            .as_deref()
+            .map(|cols| results::result_columns(cols, &w.accesses));
         out.push(Arc::new(Analysis {
             kind: facts.kind.unwrap_or(StatementKind::Other),
             command: facts.command,
@@ -273,6 +280,7 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
             effects: facts.effects,
             refers_to: facts.refers_to,
             inner_kind: facts.inner_kind,
+            results,
         }));
     }
     out

@@ -74,6 +74,27 @@ pub struct RelationAccess {
     pub deletes_rows: bool,
 }
 
+/// One column of the rows a statement returns to the client, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResultColumn {
+    /// Output name (`*`: an unknown number of columns of a relation whose
+    /// columns are not known; positions from there on are not reliable).
+    pub name: String,
+    /// Values are exactly one stored base column's values (maskable cell by cell).
+    pub direct: bool,
+    /// Base columns the values derive from.
+    pub sources: Vec<ColumnSource>,
+}
+
+/// A base column, by relation and name (`*`: every column of the relation).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct ColumnSource {
+    /// The relation.
+    pub relation: RelationName,
+    /// Column name.
+    pub column: String,
+}
+
 /// A function the analyser cannot see into (PL code, C, SQL functions,
 /// dynamic SQL), with the columns passed to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -159,6 +180,10 @@ pub struct Analysis {
     /// For PREPARE/DECLARE: the kind of the statement they hold (what an
     /// EXECUTE or FETCH of it will be).
     pub inner_kind: Option<StatementKind>,
+    /// The columns of the rows returned to the client, in RowDescription
+    /// order (PREPARE / DECLARE: what EXECUTE / FETCH will return); `None`
+    /// when the statement returns no rows from base tables.
+    pub results: Option<Vec<ResultColumn>>,
 }
 
 impl Analysis {

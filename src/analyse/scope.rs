@@ -23,6 +23,11 @@ pub fn merge(into: &mut Lineage, more: Lineage) {
     }
 }
 
+/// Output-column name standing for "all columns of an entry whose columns
+/// are not known" (a temp table, a function result): an unknown number of
+/// positions.
+pub const OPEN_COLUMNS: &str = "*";
+
 /// One column a range entry exposes.
 #[derive(Debug, Clone)]
 pub struct ScopeColumn {
@@ -30,6 +35,46 @@ pub struct ScopeColumn {
     pub name: String,
     /// Where its values come from.
     pub lineage: Lineage,
+    /// Its values are exactly one stored base column's values (a bare
+    /// reference down to a table column); anything computed is not. When
+    /// unsure, false: a false "direct" would let masking miss a value.
+    pub direct: bool,
+}
+
+impl ScopeColumn {
+    /// A computed column: not direct.
+    pub fn derived(name: impl Into<String>, lineage: Lineage) -> Self {
+        Self {
+            name: name.into(),
+            lineage,
+            direct: false,
+        }
+    }
+
+    /// Whether this stands for an unknown number of columns.
+    pub fn is_placeholder(&self) -> bool {
+        self.name == OPEN_COLUMNS
+    }
+}
+
+/// Renames columns by position (`AS alias (a, b)`, `WITH c (a, b)`). Past
+/// an unknown-width placeholder positions are not known: the names left
+/// may land on any later column, so the placeholder (which answers unknown
+/// names) takes on the lineage of every column after it.
+pub fn rename(cols: &mut [ScopeColumn], names: &[&str]) {
+    for i in 0..cols.len().min(names.len()) {
+        let (head, rest) = cols.split_at_mut(i + 1);
+        let Some(c) = head.last_mut() else { return };
+        if c.is_placeholder() {
+            for r in rest {
+                merge(&mut c.lineage, r.lineage.clone());
+            }
+            return;
+        }
+        if let Some(name) = names.get(i) {
+            (*name).clone_into(&mut c.name);
+        }
+    }
 }
 
 /// A FROM item (table, view, subquery, function, join alias, CTE reference).
@@ -53,6 +98,13 @@ pub struct RangeEntry {
     /// For a table: its system columns (ctid, xmin, ...) resolve by name to
     /// this access, but are never part of `*` or the whole row.
     pub system_rel: Option<usize>,
+    /// Columns not visible to unqualified names or `*` (the inputs of a
+    /// join, whose own entry shows them as PostgreSQL orders them); still
+    /// reachable qualified, and through open lookups.
+    pub cols_hidden: bool,
+    /// What `*` expands to when it differs from `columns` (a function result:
+    /// one placeholder; a join: merged USING columns first).
+    pub star_columns: Option<Vec<ScopeColumn>>,
 }
 
 /// PostgreSQL's system columns, present on every table.
@@ -67,22 +119,60 @@ impl RangeEntry {
 
     /// Lineage of a named column, if this entry has it.
     pub fn column(&self, name: &str) -> Option<Lineage> {
-        if let Some(c) = self.columns.iter().find(|c| c.name == name) {
-            return Some(c.lineage.clone());
+        self.lookup(name).map(|(l, _)| l)
+    }
+
+    /// Whether `name` is one of the known columns (not an open lookup).
+    pub fn has_column(&self, name: &str) -> bool {
+        self.columns
+            .iter()
+            .any(|c| c.name == name && !c.is_placeholder())
+    }
+
+    /// Lineage of a named column and whether it is direct, if this entry
+    /// has it. A name given twice (PostgreSQL: ambiguous) is not direct.
+    pub fn lookup(&self, name: &str) -> Option<(Lineage, bool)> {
+        let mut hits = self
+            .columns
+            .iter()
+            .filter(|c| c.name == name && !c.is_placeholder());
+        if let Some(first) = hits.next() {
+            let (mut l, mut direct) = (first.lineage.clone(), first.direct);
+            for c in hits {
+                merge(&mut l, c.lineage.clone());
+                direct = false;
+            }
+            return Some((l, direct));
         }
+        let col = |rel| {
+            vec![ColRef {
+                rel,
+                col: name.to_owned(),
+            }]
+        };
         if let Some(rel) = self.system_rel.filter(|_| SYSTEM_COLUMNS.contains(&name)) {
-            return Some(vec![ColRef {
-                rel,
-                col: name.to_owned(),
-            }]);
+            return Some((col(rel), true));
         }
+        // Columns not known: the name may not even be this entry's.
         if let Some(rel) = self.open_rel {
-            return Some(vec![ColRef {
-                rel,
-                col: name.to_owned(),
-            }]);
+            return Some((col(rel), false));
         }
-        self.open.then(|| self.open_lineage.clone())
+        self.open.then(|| (self.open_lineage.clone(), false))
+    }
+
+    /// What `*` (or `entry.*`) expands to, in output order; unknown columns
+    /// become one placeholder (not direct, lineage: the whole row).
+    pub fn star(&self) -> Vec<ScopeColumn> {
+        if let Some(s) = &self.star_columns {
+            return s.clone();
+        }
+        let mut out = Vec::new();
+        let unknown = self.open || self.open_rel.is_some();
+        if unknown && !self.columns.iter().any(ScopeColumn::is_placeholder) {
+            out.push(ScopeColumn::derived(OPEN_COLUMNS, self.whole_row()));
+        }
+        out.extend(self.columns.iter().cloned());
+        out
     }
 
     /// Lineage of the whole row.
@@ -94,10 +184,27 @@ impl RangeEntry {
                 col: "*".to_owned(),
             });
         }
-        for c in &self.columns {
+        for c in self
+            .columns
+            .iter()
+            .chain(self.star_columns.iter().flatten())
+        {
             merge(&mut out, c.lineage.clone());
         }
         out
+    }
+}
+
+/// Adds one candidate for a name to what was found so far.
+fn add(found: &mut Option<(Lineage, bool)>, l: Lineage, direct: bool) {
+    match found {
+        None => *found = Some((l, direct)),
+        // An ambiguous name makes PostgreSQL fail; keeping every candidate
+        // is the conservative record, and it is not direct.
+        Some((f, d)) => {
+            merge(f, l);
+            *d = false;
+        }
     }
 }
 
@@ -121,16 +228,19 @@ impl<'p> Scope<'p> {
 
     /// Resolves an unqualified column name, innermost level first.
     pub fn unqualified(&self, name: &str) -> Option<Lineage> {
-        let mut found: Option<Lineage> = None;
+        self.lookup(name).map(|(l, _)| l)
+    }
+
+    /// [`Self::unqualified`] with whether the column is direct: only when
+    /// exactly one known column answers the name.
+    pub fn lookup(&self, name: &str) -> Option<(Lineage, bool)> {
+        let mut found: Option<(Lineage, bool)> = None;
         // Exact columns win over open entries at the same level.
         for e in &self.entries {
             let system = e.system_rel.is_some() && SYSTEM_COLUMNS.contains(&name);
-            if system || e.columns.iter().any(|c| c.name == name) {
-                if let Some(l) = e.column(name) {
-                    let f = found.get_or_insert_with(Vec::new);
-                    // An ambiguous name makes PostgreSQL fail; keeping every
-                    // candidate is the conservative record.
-                    merge(f, l);
+            if system || (!e.cols_hidden && e.has_column(name)) {
+                if let Some((l, d)) = e.lookup(name) {
+                    add(&mut found, l, d);
                 }
             }
         }
@@ -140,12 +250,17 @@ impl<'p> Scope<'p> {
                 .iter()
                 .filter(|e| e.open || e.open_rel.is_some())
             {
-                if let Some(l) = e.column(name) {
-                    merge(found.get_or_insert_with(Vec::new), l);
+                if let Some((l, _)) = e.lookup(name) {
+                    add(&mut found, l, false);
                 }
             }
         }
-        found.or_else(|| self.parent.and_then(|p| p.unqualified(name)))
+        found.or_else(|| self.parent.and_then(|p| p.lookup(name)))
+    }
+
+    /// The entries `*` expands, in FROM order.
+    pub fn visible(&self) -> impl Iterator<Item = &RangeEntry> {
+        self.entries.iter().filter(|e| !e.cols_hidden)
     }
 
     /// Finds the entry a qualifier designates, innermost level first.

@@ -20,6 +20,10 @@ pub struct StatementFacts {
     pub refers_to: Option<String>,
     /// PREPARE / DECLARE: the kind of the statement they hold.
     pub inner_kind: Option<StatementKind>,
+    /// The columns of the rows returned to the client (for PREPARE and
+    /// DECLARE: those of their statement); `None` when no rows from base
+    /// tables come back.
+    pub results: Option<Vec<ScopeColumn>>,
 }
 
 fn strings(list: &[pb::Node]) -> Vec<String> {
@@ -149,37 +153,11 @@ fn returning(
 ) -> Vec<ScopeColumn> {
     let Some(r) = r else { return Vec::new() };
     let mut out = Vec::new();
+    // Same as a select list: `*` is the target's columns, then the FROM /
+    // USING items', as PostgreSQL orders them.
     for t in &r.exprs {
         if let Some(NodeEnum::ResTarget(rt)) = t.node.as_ref() {
-            let Some(val) = rt.val.as_deref() else {
-                continue;
-            };
-            if let Some(NodeEnum::ColumnRef(cr)) = val.node.as_ref() {
-                if matches!(
-                    cr.fields.last().and_then(|f| f.node.as_ref()),
-                    Some(NodeEnum::AStar(_))
-                ) {
-                    for e in &scope.entries {
-                        out.extend(e.columns.iter().cloned());
-                        if e.open_rel.is_some() {
-                            out.push(ScopeColumn {
-                                name: "*".into(),
-                                lineage: e.whole_row(),
-                            });
-                        }
-                    }
-                    continue;
-                }
-            }
-            let lineage = w.expr(val, scope);
-            out.push(ScopeColumn {
-                name: if rt.name.is_empty() {
-                    super::walker::figure_colname(val)
-                } else {
-                    rt.name.clone()
-                },
-                lineage,
-            });
+            w.target(rt, scope, &mut out);
         }
     }
     out
@@ -353,7 +331,9 @@ fn merge_stmt(
     out
 }
 
-fn copy(w: &mut Walker<'_>, s: &pb::CopyStmt) {
+/// Walks a COPY; returns the columns sent to the client (COPY ... TO STDOUT).
+fn copy(w: &mut Walker<'_>, s: &pb::CopyStmt) -> Option<Vec<ScopeColumn>> {
+    let to_client = !s.is_from && s.filename.is_empty() && !s.is_program;
     if !s.filename.is_empty() || s.is_program {
         // The server reads or writes a file or program: outside any client's view.
         let what = if s.is_program {
@@ -369,14 +349,15 @@ fn copy(w: &mut Walker<'_>, s: &pb::CopyStmt) {
     if let Some(q) = s.query.as_deref().and_then(|n| n.node.as_ref()) {
         let cols = dml_returning(w, q, None);
         mark_outputs(w, &cols, Usage::Output);
-        return;
+        return to_client.then_some(cols);
     }
     let Some(rv) = &s.relation else {
         w.problem("COPY without table or query");
-        return;
+        return None;
     };
     let (entry, rel) = target_entry(w, rv);
     let listed = strings(&s.attlist);
+    let results = to_client.then(|| copy_columns(&entry, &listed));
     let cols = if listed.is_empty() {
         all_columns(&entry)
     } else {
@@ -405,6 +386,47 @@ fn copy(w: &mut Walker<'_>, s: &pb::CopyStmt) {
             .collect();
         w.mark(&lineage, Usage::Output);
     }
+    results
+}
+
+/// The columns COPY table TO sends: the listed ones, else all, in order.
+fn copy_columns(entry: &RangeEntry, listed: &[String]) -> Vec<ScopeColumn> {
+    if listed.is_empty() {
+        return entry.star();
+    }
+    listed
+        .iter()
+        .map(|name| {
+            let (lineage, direct) = entry.lookup(name).unwrap_or_default();
+            ScopeColumn {
+                name: name.clone(),
+                lineage,
+                direct,
+            }
+        })
+        .collect()
+}
+
+/// The INTO of a SELECT INTO; PostgreSQL takes it from the leftmost
+/// branch of a set operation.
+fn select_into(s: &pb::SelectStmt) -> Option<&pb::IntoClause> {
+    let mut s = s;
+    while s.into_clause.is_none() {
+        s = s.larg.as_deref()?;
+    }
+    s.into_clause.as_deref()
+}
+
+/// Whether a DML statement has a RETURNING list.
+fn has_returning(node: &NodeEnum) -> bool {
+    let r = match node {
+        NodeEnum::InsertStmt(s) => s.returning_clause.as_ref(),
+        NodeEnum::UpdateStmt(s) => s.returning_clause.as_ref(),
+        NodeEnum::DeleteStmt(s) => s.returning_clause.as_ref(),
+        NodeEnum::MergeStmt(s) => s.returning_clause.as_ref(),
+        _ => None,
+    };
+    r.is_some_and(|r| !r.exprs.is_empty())
 }
 
 /// Walks one parsed statement, returning what the access sets do not say.
@@ -417,7 +439,7 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
     match node {
         NodeEnum::SelectStmt(s) => {
             let cols = w.select(s, None);
-            if let Some(into) = &s.into_clause {
+            if let Some(into) = select_into(s) {
                 // SELECT INTO creates a table from the rows.
                 mark_outputs(w, &cols, Usage::Output);
                 write_new_table(w, &mut f, into.rel.as_ref(), &cols);
@@ -425,6 +447,7 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
             } else {
                 mark_outputs(w, &cols, Usage::Output);
                 kind(&mut f, StatementKind::Select, "SELECT");
+                f.results = Some(cols);
             }
             if !s.locking_clause.is_empty() {
                 f.command.push_str(" FOR UPDATE");
@@ -436,6 +459,7 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
         | NodeEnum::MergeStmt(_) => {
             let cols = dml_returning(w, node, None);
             mark_outputs(w, &cols, Usage::Output);
+            f.results = has_returning(node).then_some(cols);
             let (k, c) = match node {
                 NodeEnum::InsertStmt(_) => (StatementKind::Insert, "INSERT"),
                 NodeEnum::UpdateStmt(_) => (StatementKind::Update, "UPDATE"),
@@ -445,7 +469,7 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
             kind(&mut f, k, c);
         }
         NodeEnum::CopyStmt(s) => {
-            copy(w, s);
+            f.results = copy(w, s);
             kind(
                 &mut f,
                 StatementKind::Copy,
@@ -548,6 +572,7 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
             if let Some(q) = p.query.as_deref().and_then(|q| q.node.as_ref()) {
                 let inner = walk(w, q);
                 f.inner_kind = inner.kind;
+                f.results = inner.results;
                 f.effects.extend(
                     inner
                         .effects
@@ -575,7 +600,9 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
         }
         NodeEnum::DeclareCursorStmt(d) => {
             if let Some(q) = d.query.as_deref().and_then(|q| q.node.as_ref()) {
-                f.inner_kind = walk(w, q).kind;
+                let inner = walk(w, q);
+                f.inner_kind = inner.kind;
+                f.results = inner.results;
             }
             f.effects
                 .push(SessionEffect::DeclareCursor(d.portalname.clone()));

@@ -741,3 +741,405 @@ fn subquery_over_relation_with_unknown_columns_accepts_any_name() {
     assert_eq!(a.unanalysed, None, "{a:?}");
     assert_eq!(render(&a), vec!["pg_temp.scratch o=* f=*"]);
 }
+
+/// Renders result columns as `name = sources` (direct) or `name ~ sources`
+/// (derived), sources as `schema.table.column` joined by commas.
+fn results_with(sql: &str, v: &SessionView) -> Option<Vec<String>> {
+    let a = analyse_one(sql, v);
+    a.results.as_ref().map(|cols| {
+        cols.iter()
+            .map(|c| {
+                let sources: Vec<String> = c
+                    .sources
+                    .iter()
+                    .map(|s| format!("{}.{}", s.relation, s.column))
+                    .collect();
+                let mark = if c.direct { "=" } else { "~" };
+                format!("{} {mark} {}", c.name, sources.join(","))
+                    .trim_end()
+                    .to_owned()
+            })
+            .collect()
+    })
+}
+
+fn check_results(sql: &str, expected: Option<&[&str]>) {
+    let got = results_with(sql, &view());
+    let want = expected.map(|e| e.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+    assert_eq!(got, want, "\n  statement: {sql}");
+}
+
+const EMP: &[&str] = &[
+    "id",
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "department_id",
+    "manager_id",
+    "job_title",
+    "hire_date",
+    "date_of_birth",
+    "ssn",
+    "home_address",
+    "bank_account",
+];
+
+/// `name = hr.employees.name` for every employees column, in table order.
+fn emp_direct() -> Vec<String> {
+    EMP.iter()
+        .map(|c| format!("{c} = hr.employees.{c}"))
+        .collect()
+}
+
+#[test]
+fn results_plain_columns_aliases_and_stars() {
+    // `ssn` is in both FROM items: ambiguous, so never direct.
+    check_results(
+        "SELECT ssn, e.first_name AS f, hr.employees.id FROM hr.employees, employees e",
+        Some(&[
+            "ssn ~ hr.employees.ssn",
+            "f = hr.employees.first_name",
+            "id = hr.employees.id",
+        ]),
+    );
+    check_results(
+        "SELECT ssn, e.first_name AS f, hr.employees.id FROM hr.employees, departments e",
+        Some(&["ssn = hr.employees.ssn", "f ~", "id = hr.employees.id"]),
+    );
+    check_results(
+        "SELECT (ssn), ctid FROM employees",
+        Some(&["ssn = hr.employees.ssn", "ctid = hr.employees.ctid"]),
+    );
+    let all: Vec<String> = emp_direct();
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    check_results("SELECT * FROM employees", Some(&all));
+    check_results("TABLE employees", Some(&all));
+    let mut with_dept = vec![
+        "id = hr.departments.id",
+        "name = hr.departments.name",
+        "cost_center = hr.departments.cost_center",
+    ];
+    with_dept.extend(&all);
+    with_dept.push("x = hr.departments.name");
+    check_results(
+        "SELECT d.*, e.*, d.name AS x FROM departments d JOIN employees e ON e.department_id = d.id",
+        Some(&with_dept),
+    );
+}
+
+#[test]
+fn results_expressions_are_not_direct() {
+    check_results(
+        "SELECT amount * 1, upper(currency), currency::text, coalesce(currency, 'x'), count(bonus) OVER (), \
+         CASE WHEN amount > 1 THEN bonus END, currency COLLATE \"C\", -amount FROM salaries",
+        Some(&[
+            "?column? ~ hr.salaries.amount",
+            "upper ~ hr.salaries.currency",
+            "currency ~ hr.salaries.currency",
+            "coalesce ~ hr.salaries.currency",
+            "count ~ hr.salaries.bonus",
+            "case ~ hr.salaries.amount,hr.salaries.bonus",
+            "currency ~ hr.salaries.currency",
+            "?column? ~ hr.salaries.amount",
+        ]),
+    );
+    check_results(
+        "SELECT count(ssn), max(ssn), 1, NULL FROM employees",
+        Some(&[
+            "count ~ hr.employees.ssn",
+            "max ~ hr.employees.ssn",
+            "?column? ~",
+            "?column? ~",
+        ]),
+    );
+    // A scalar subquery is computed per row, even when it picks one column.
+    check_results(
+        "SELECT (SELECT ssn FROM employees e2 WHERE e2.id = e.manager_id) FROM employees e",
+        Some(&["ssn ~ hr.employees.ssn"]),
+    );
+    check_results("VALUES (1, 'a')", Some(&["column1 ~", "column2 ~"]));
+    // Grouping keeps stored values; an aggregate does not.
+    check_results(
+        "SELECT currency, sum(amount) FROM salaries GROUP BY currency",
+        Some(&[
+            "currency = hr.salaries.currency",
+            "sum ~ hr.salaries.amount",
+        ]),
+    );
+}
+
+#[test]
+fn results_whole_rows_and_fields_are_not_direct() {
+    let all = EMP
+        .iter()
+        .map(|c| format!("hr.employees.{c}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    check_results(
+        "SELECT e FROM hr.employees e",
+        Some(&[&format!("e ~ {all}")]),
+    );
+    check_results(
+        "SELECT row_to_json(e) FROM employees e",
+        Some(&[&format!("row_to_json ~ {all}")]),
+    );
+    check_results(
+        "SELECT (e).ssn, (e.*).email FROM employees e",
+        Some(&["ssn ~ hr.employees.ssn", "email ~ hr.employees.email"]),
+    );
+}
+
+#[test]
+fn results_pass_through_subqueries_ctes_and_views() {
+    check_results(
+        "SELECT x, y FROM (SELECT ssn AS x, upper(email) AS y FROM employees) s",
+        Some(&["x = hr.employees.ssn", "y ~ hr.employees.email"]),
+    );
+    check_results(
+        "SELECT s.* FROM (SELECT ssn, id FROM employees) AS s (a)",
+        Some(&["a = hr.employees.ssn", "id = hr.employees.id"]),
+    );
+    check_results(
+        "WITH c AS (SELECT ssn, length(ssn) AS n FROM employees) SELECT * FROM c",
+        Some(&["ssn = hr.employees.ssn", "n ~ hr.employees.ssn"]),
+    );
+    check_results(
+        "SELECT e.first_name, l.x FROM employees e, LATERAL (SELECT e.ssn AS x) l",
+        Some(&[
+            "first_name = hr.employees.first_name",
+            "x = hr.employees.ssn",
+        ]),
+    );
+    // The recursive term passes first_name through the CTE itself: direct
+    // only where both the anchor and the recursive term are.
+    check_results(
+        "WITH RECURSIVE chain AS (SELECT id, manager_id, first_name FROM employees WHERE id = '1' \
+         UNION ALL SELECT e.id, e.manager_id, c.first_name FROM employees e JOIN chain c ON e.manager_id = c.id) \
+         SELECT * FROM chain",
+        Some(&[
+            "id = hr.employees.id",
+            "manager_id = hr.employees.manager_id",
+            "first_name ~ hr.employees.first_name",
+        ]),
+    );
+    check_results(
+        "SELECT first_name, department FROM employee_directory",
+        Some(&[
+            "first_name = hr.employees.first_name",
+            "department = hr.departments.name",
+        ]),
+    );
+    check_results(
+        "SELECT * FROM hr.employee_directory",
+        Some(&[
+            "id = hr.employees.id",
+            "first_name = hr.employees.first_name",
+            "last_name = hr.employees.last_name",
+            "email = hr.employees.email",
+            "phone = hr.employees.phone",
+            "department = hr.departments.name",
+            "job_title = hr.employees.job_title",
+        ]),
+    );
+}
+
+#[test]
+fn results_of_set_operations() {
+    check_results(
+        "SELECT ssn FROM employees UNION SELECT name FROM departments",
+        Some(&["ssn = hr.employees.ssn,hr.departments.name"]),
+    );
+    check_results(
+        "SELECT ssn, id FROM employees UNION ALL SELECT upper(name), id FROM departments",
+        Some(&[
+            "ssn ~ hr.employees.ssn,hr.departments.name",
+            "id = hr.employees.id,hr.departments.id",
+        ]),
+    );
+    // EXCEPT returns left rows only.
+    check_results(
+        "SELECT ssn FROM employees EXCEPT SELECT upper(name) FROM departments",
+        Some(&["ssn = hr.employees.ssn"]),
+    );
+    check_results(
+        "SELECT ssn FROM employees INTERSECT SELECT upper(name) FROM departments",
+        Some(&["ssn ~ hr.employees.ssn"]),
+    );
+}
+
+#[test]
+fn results_of_joins_using_and_natural() {
+    let rest = [
+        "amount = hr.salaries.amount",
+        "bonus = hr.salaries.bonus",
+        "currency = hr.salaries.currency",
+        "effective_from = hr.salaries.effective_from",
+        "id = hr.health_records.id",
+        "condition = hr.health_records.condition",
+        "accommodation = hr.health_records.accommodation",
+        "notes = hr.health_records.notes",
+    ];
+    let merged = "hr.salaries.employee_id,hr.health_records.employee_id";
+    // Merged columns first, then each side's others, as PostgreSQL does.
+    for (sql, direct) in [
+        (
+            "SELECT * FROM salaries JOIN health_records USING (employee_id)",
+            true,
+        ),
+        (
+            "SELECT * FROM salaries NATURAL LEFT JOIN health_records",
+            true,
+        ),
+        (
+            "SELECT * FROM salaries s RIGHT JOIN health_records h USING (employee_id)",
+            true,
+        ),
+        // FULL JOIN merges with COALESCE.
+        (
+            "SELECT * FROM salaries FULL JOIN health_records USING (employee_id)",
+            false,
+        ),
+        (
+            "SELECT j.* FROM (salaries NATURAL JOIN health_records) AS j",
+            true,
+        ),
+    ] {
+        let mut want = vec![format!(
+            "employee_id {} {merged}",
+            if direct { "=" } else { "~" }
+        )];
+        want.extend(rest.iter().map(|s| (*s).to_owned()));
+        let want: Vec<&str> = want.iter().map(String::as_str).collect();
+        check_results(sql, Some(&want));
+    }
+    // A side's own column stays direct; the merged one follows the join type.
+    check_results(
+        "SELECT s.employee_id, h.employee_id, employee_id FROM salaries s FULL JOIN health_records h USING (employee_id)",
+        Some(&[
+            "employee_id = hr.salaries.employee_id",
+            "employee_id = hr.health_records.employee_id",
+            &format!("employee_id ~ {merged}"),
+        ]),
+    );
+    // LEFT JOIN takes the left value: not direct when that one is computed.
+    check_results(
+        "SELECT employee_id FROM (SELECT employee_id::text AS employee_id FROM salaries) s \
+         LEFT JOIN health_records USING (employee_id)",
+        Some(&[&format!("employee_id ~ {merged}")]),
+    );
+    check_results(
+        "SELECT j.a, j.amount FROM (salaries JOIN health_records USING (employee_id)) AS j (a)",
+        Some(&[&format!("a = {merged}"), "amount = hr.salaries.amount"]),
+    );
+    // Ambiguous names (an error in PostgreSQL) are never direct.
+    check_results(
+        "SELECT id FROM employees, departments",
+        Some(&["id ~ hr.employees.id,hr.departments.id"]),
+    );
+}
+
+#[test]
+fn results_of_unknown_columns_are_not_direct() {
+    let temp = SessionView {
+        temp_relations: vec!["scratch".into()],
+        ..view()
+    };
+    // Past a relation of unknown width, positions are not known either.
+    assert_eq!(
+        results_with("SELECT ssn, s.*, id, s.a FROM employees, scratch s", &temp),
+        Some(vec![
+            "ssn = hr.employees.ssn".to_owned(),
+            "* ~ pg_temp.scratch.*".to_owned(),
+            "id ~ hr.employees.id".to_owned(),
+            "a ~ pg_temp.scratch.a".to_owned(),
+        ])
+    );
+    // An alias list running into unknown columns: `b` may be any column
+    // from the placeholder on.
+    assert_eq!(
+        results_with(
+            "SELECT s.b, s.ssn FROM (SELECT t.*, e.ssn FROM scratch t, employees e) AS s (a, b)",
+            &temp
+        ),
+        Some(vec![
+            "b ~ pg_temp.scratch.*,hr.employees.ssn".to_owned(),
+            "ssn = hr.employees.ssn".to_owned(),
+        ])
+    );
+    check_results("SELECT * FROM generate_series(1, 3) g", Some(&["* ~"]));
+    check_results(
+        "SELECT g, e.ssn FROM employees e, unnest(ARRAY[e.ssn]) g",
+        Some(&["g ~ hr.employees.ssn", "ssn = hr.employees.ssn"]),
+    );
+}
+
+#[test]
+fn results_of_writes_and_copy() {
+    check_results("INSERT INTO notes VALUES (1, 'x')", None);
+    check_results("UPDATE employees SET ssn = 'x'", None);
+    check_results(
+        "INSERT INTO notes VALUES (1, 'x') RETURNING *",
+        Some(&["id = public.notes.id", "body = public.notes.body"]),
+    );
+    check_results(
+        "UPDATE employees e SET ssn = upper(ssn) FROM departments d WHERE d.id = e.department_id \
+         RETURNING e.ssn, d.*, lower(e.email) AS m",
+        Some(&[
+            "ssn = hr.employees.ssn",
+            "id = hr.departments.id",
+            "name = hr.departments.name",
+            "cost_center = hr.departments.cost_center",
+            "m ~ hr.employees.email",
+        ]),
+    );
+    check_results(
+        "DELETE FROM salaries WHERE amount < 0 RETURNING employee_id, amount + bonus",
+        Some(&[
+            "employee_id = hr.salaries.employee_id",
+            "?column? ~ hr.salaries.amount,hr.salaries.bonus",
+        ]),
+    );
+    check_results(
+        "COPY employees (ssn, id) TO STDOUT",
+        Some(&["ssn = hr.employees.ssn", "id = hr.employees.id"]),
+    );
+    check_results(
+        "COPY departments TO STDOUT",
+        Some(&[
+            "id = hr.departments.id",
+            "name = hr.departments.name",
+            "cost_center = hr.departments.cost_center",
+        ]),
+    );
+    check_results(
+        "COPY (SELECT ssn, upper(email) FROM employees) TO STDOUT",
+        Some(&["ssn = hr.employees.ssn", "upper ~ hr.employees.email"]),
+    );
+    check_results("COPY departments TO '/tmp/d.csv'", None);
+    check_results("COPY departments FROM STDIN", None);
+}
+
+#[test]
+fn results_only_for_rows_sent_to_the_client() {
+    check_results("SELECT ssn INTO TEMP loot FROM employees", None);
+    check_results(
+        "SELECT ssn INTO loot FROM employees UNION SELECT name FROM departments",
+        None,
+    );
+    check_results("CREATE TABLE loot AS SELECT ssn FROM employees", None);
+    check_results("EXPLAIN SELECT ssn FROM employees", None);
+    check_results("EXPLAIN ANALYZE SELECT ssn FROM employees", None);
+    check_results("SET search_path = hr", None);
+    // What EXECUTE and FETCH will return.
+    check_results(
+        "PREPARE p(int) AS SELECT ssn, upper(email) FROM employees WHERE id = $1",
+        Some(&["ssn = hr.employees.ssn", "upper ~ hr.employees.email"]),
+    );
+    check_results(
+        "DECLARE c CURSOR FOR SELECT d.name FROM departments d",
+        Some(&["name = hr.departments.name"]),
+    );
+    check_results("PREPARE q AS INSERT INTO notes VALUES (1, 'x')", None);
+    check_results("EXECUTE p(1)", None);
+}

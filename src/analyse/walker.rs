@@ -3,8 +3,9 @@
 //! records, per base relation, which columns reach the output, which act as
 //! filters and which are written.
 
+use super::colname::figure_colname;
 use super::model::{OpaqueCall, RelationAccess, RelationName};
-use super::scope::{merge, ColRef, Lineage, RangeEntry, Scope, ScopeColumn};
+use super::scope::{merge, rename, ColRef, Lineage, RangeEntry, Scope, ScopeColumn, OPEN_COLUMNS};
 use crate::catalog::{Catalog, Oid, RelKind, Relation};
 use pg_query::protobuf::{self as pb, SubLinkType};
 use pg_query::NodeEnum;
@@ -288,6 +289,9 @@ impl<'a> Walker<'a> {
                                 rel,
                                 col: c.name.clone(),
                             }],
+                            // An altered table's columns may since have been
+                            // renamed: the catalog's names are not trusted.
+                            direct: !altered,
                         })
                         .collect(),
                     system_rel: Some(rel),
@@ -330,6 +334,7 @@ impl<'a> Walker<'a> {
                                 rel,
                                 col: col.clone(),
                             }],
+                            direct: true,
                         })
                         .collect(),
                     open_rel: c.columns.is_none().then_some(rel),
@@ -397,9 +402,8 @@ impl<'a> Walker<'a> {
         self.search_path = saved_path;
         let mut columns = outputs;
         // The view's own column names win over the body's output names.
-        for (c, vc) in columns.iter_mut().zip(&view.columns) {
-            c.name = vc.name.clone();
-        }
+        let names: Vec<&str> = view.columns.iter().map(|c| c.name.as_str()).collect();
+        rename(&mut columns, &names);
         RangeEntry { columns, ..base }
     }
 
@@ -435,12 +439,22 @@ impl<'a> Walker<'a> {
                 .unwrap_or_default();
             let mut out = left;
             if op == pb::SetOperation::SetopUnion {
+                // Each row comes from one branch: direct only if every
+                // branch's column is.
                 for (o, r) in out.iter_mut().zip(right) {
                     merge(&mut o.lineage, r.lineage);
+                    o.direct &= r.direct;
                 }
             } else {
                 // EXCEPT and INTERSECT return left rows; the right side only
-                // decides which.
+                // decides which. INTERSECT may emit the right side's copy of
+                // an equal row (non-deterministic collations): both must be
+                // direct.
+                if op == pb::SetOperation::SetopIntersect {
+                    for (o, r) in out.iter_mut().zip(&right) {
+                        o.direct &= r.direct;
+                    }
+                }
                 for r in right {
                     self.mark(&r.lineage, Usage::Filter);
                 }
@@ -467,10 +481,7 @@ impl<'a> Walker<'a> {
                 for (i, item) in items.iter().enumerate() {
                     let l = self.expr(item, &scope);
                     if out.len() <= i {
-                        out.push(ScopeColumn {
-                            name: format!("column{}", i + 1),
-                            lineage: Vec::new(),
-                        });
+                        out.push(ScopeColumn::derived(format!("column{}", i + 1), Vec::new()));
                     }
                     merge(&mut out[i].lineage, l);
                 }
@@ -608,8 +619,8 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// One select-list item, `*` and `t.*` expanded.
-    fn target(&mut self, rt: &pb::ResTarget, scope: &Scope<'_>, out: &mut Vec<ScopeColumn>) {
+    /// One select-list (or RETURNING) item, `*` and `t.*` expanded.
+    pub fn target(&mut self, rt: &pb::ResTarget, scope: &Scope<'_>, out: &mut Vec<ScopeColumn>) {
         let Some(val) = rt.val.as_deref() else {
             return;
         };
@@ -620,7 +631,7 @@ impl<'a> Walker<'a> {
             ) {
                 let quals = names(&cr.fields);
                 let entries: Vec<&RangeEntry> = match quals.as_slice() {
-                    [] => scope.entries.iter().collect(),
+                    [] => scope.visible().collect(),
                     [t] => scope.entry(None, t).into_iter().collect(),
                     [s, t] | [_, s, t] => scope.entry(Some(s), t).into_iter().collect(),
                     _ => Vec::new(),
@@ -628,27 +639,25 @@ impl<'a> Walker<'a> {
                 if entries.is_empty() {
                     self.problem(format!("cannot expand {}.*", quals.join(".")));
                 }
+                // Columns not known become a placeholder: a query over this
+                // output must accept any name (see `entry_from_outputs`).
                 for e in entries {
-                    if e.open || e.open_rel.is_some() {
-                        // Columns not known: a query over this output must
-                        // accept any name (see `entry_from_outputs`).
-                        out.push(ScopeColumn {
-                            name: OPEN_COLUMNS.into(),
-                            lineage: e.whole_row(),
-                        });
-                    }
-                    out.extend(e.columns.iter().cloned());
+                    out.extend(e.star());
                 }
                 return;
             }
         }
-        let lineage = self.expr(val, scope);
+        let (lineage, direct) = self.value(val, scope);
         let name = if rt.name.is_empty() {
             figure_colname(val)
         } else {
             rt.name.clone()
         };
-        out.push(ScopeColumn { name, lineage });
+        out.push(ScopeColumn {
+            name,
+            lineage,
+            direct,
+        });
     }
 
     /// Processes a WITH clause, making its CTEs visible; returns how many
@@ -679,12 +688,18 @@ impl<'a> Walker<'a> {
                     let cols = self.cte_query(c, parent);
                     let slot = &mut self.ctes[start + i];
                     let before: usize = slot.columns.iter().map(|c| c.lineage.len()).sum();
+                    let direct_before = slot.columns.iter().filter(|c| c.direct).count();
                     let mut merged = cols;
+                    // A column is direct only if it is in every pass (the
+                    // first pass sees the recursive reference as unknown).
                     for (m, old) in merged.iter_mut().zip(&slot.columns) {
                         merge(&mut m.lineage, old.lineage.clone());
+                        m.direct &= old.direct;
                     }
                     let after: usize = merged.iter().map(|c| c.lineage.len()).sum();
-                    changed |= after != before || slot.open.is_some();
+                    let direct_after = merged.iter().filter(|c| c.direct).count();
+                    changed |=
+                        after != before || direct_after != direct_before || slot.open.is_some();
                     slot.columns = merged;
                     slot.open = None;
                 }
@@ -718,9 +733,7 @@ impl<'a> Walker<'a> {
             Some(other) => super::statement::dml_returning(self, other, parent),
             None => Vec::new(),
         };
-        for (col, alias) in cols.iter_mut().zip(names(&c.aliascolnames)) {
-            col.name = alias.to_owned();
-        }
+        rename(&mut cols, &names(&c.aliascolnames));
         cols
     }
 
@@ -799,21 +812,21 @@ impl<'a> Walker<'a> {
                         merge(&mut lineage, self.expr(call, &lateral));
                     }
                 }
+                // Its columns are not known: `*` gives one placeholder.
                 let mut e = RangeEntry {
                     open: true,
                     open_lineage: lineage.clone(),
+                    star_columns: Some(vec![ScopeColumn::derived(OPEN_COLUMNS, lineage.clone())]),
                     ..Default::default()
                 };
                 // A named function result exposes its alias as a column too.
                 if let Some(a) = &rf.alias {
                     apply_alias(&mut e, a);
-                    e.columns.push(ScopeColumn {
-                        name: a.aliasname.clone(),
-                        lineage,
-                    });
+                    e.columns
+                        .push(ScopeColumn::derived(a.aliasname.clone(), lineage));
                 } else if let Some(name) = rf.functions.first().and_then(function_name) {
                     e.refname = Some(name.clone());
-                    e.columns.push(ScopeColumn { name, lineage });
+                    e.columns.push(ScopeColumn::derived(name, lineage));
                 }
                 scope.entries.push(e);
             }
@@ -886,23 +899,25 @@ impl<'a> Walker<'a> {
         }
         let left: Vec<RangeEntry> = scope.entries[before..mid].to_vec();
         let right: Vec<RangeEntry> = scope.entries[mid..].to_vec();
+        let visible = |side: &[RangeEntry]| -> Vec<RangeEntry> {
+            side.iter().filter(|e| !e.cols_hidden).cloned().collect()
+        };
+        let (left_vis, right_vis) = (visible(&left), visible(&right));
         let mut using: Vec<String> = names(&j.using_clause)
             .into_iter()
             .map(str::to_owned)
             .collect();
         if j.is_natural {
-            for e in &left {
-                for c in &e.columns {
-                    if right
-                        .iter()
-                        .any(|r| r.columns.iter().any(|rc| rc.name == c.name))
-                        && !using.contains(&c.name)
-                    {
+            // Common names, in the left side's column order.
+            for e in &left_vis {
+                for c in e.columns.iter().filter(|c| !c.is_placeholder()) {
+                    if right_vis.iter().any(|r| r.has_column(&c.name)) && !using.contains(&c.name) {
                         using.push(c.name.clone());
                     }
                 }
             }
         }
+        let jointype = pb::JoinType::try_from(j.jointype).unwrap_or(pb::JoinType::Undefined);
         let mut merged_cols = Vec::new();
         for name in &using {
             let mut l = Vec::new();
@@ -912,32 +927,57 @@ impl<'a> Walker<'a> {
                 }
             }
             self.mark(&l, Usage::Filter);
+            let (ld, rd) = (side_direct(&left_vis, name), side_direct(&right_vis, name));
+            // PostgreSQL's merged column: LEFT takes the left value, RIGHT
+            // the right one, FULL is COALESCE(l, r); INNER takes the left
+            // one unless it needs a type coercion, which is not visible
+            // here: both sides must then be direct.
+            let direct = match jointype {
+                pb::JoinType::JoinInner => ld && rd,
+                pb::JoinType::JoinLeft => ld,
+                pb::JoinType::JoinRight => rd,
+                _ => false,
+            };
             merged_cols.push(ScopeColumn {
                 name: name.clone(),
                 lineage: l,
+                direct,
             });
         }
         self.filter(j.quals.as_deref(), scope);
-        // USING columns are visible unqualified once, with both sides' lineage.
-        if !merged_cols.is_empty() {
+        if merged_cols.is_empty() && j.alias.is_none() {
+            // The inputs' columns are the join's, in order.
+            return;
+        }
+        // A NATURAL join over unknown columns may merge columns not seen here.
+        let unknown = |side: &[RangeEntry]| {
+            side.iter().any(|e| {
+                e.open || e.open_rel.is_some() || e.columns.iter().any(|c| c.is_placeholder())
+            })
+        };
+        let uncertain = j.is_natural && (unknown(&left_vis) || unknown(&right_vis));
+        let sides: Vec<RangeEntry> = left_vis.into_iter().chain(right_vis).collect();
+        let colnames = j
+            .alias
+            .as_ref()
+            .map(|a| names(&a.colnames))
+            .unwrap_or_default();
+        let mut entry = join_entry(&merged_cols, &sides, &using, &colnames, uncertain);
+        entry.refname = j.alias.as_ref().map(|a| a.aliasname.clone());
+        // The inputs stay reachable qualified; unqualified names and `*`
+        // see the join's own columns.
+        for e in &mut scope.entries[before..] {
+            e.cols_hidden = true;
+        }
+        if let Some(a) = &j.join_using_alias {
             scope.entries.push(RangeEntry {
-                refname: j.join_using_alias.as_ref().map(|a| a.aliasname.clone()),
+                refname: Some(a.aliasname.clone()),
                 columns: merged_cols,
+                cols_hidden: true,
                 ..Default::default()
             });
         }
-        if let Some(a) = &j.alias {
-            let mut all = Vec::new();
-            for e in &scope.entries[before..] {
-                all.extend(e.columns.iter().cloned());
-            }
-            let mut e = RangeEntry {
-                columns: all,
-                ..Default::default()
-            };
-            apply_alias(&mut e, a);
-            scope.entries.push(e);
-        }
+        scope.entries.push(entry);
     }
 
     /// The lineage of an expression's value; filters inside it (subquery
@@ -1100,13 +1140,38 @@ impl<'a> Walker<'a> {
     }
 
     fn column_ref(&mut self, cr: &pb::ColumnRef, scope: &Scope<'_>) -> Lineage {
+        self.column_value(cr, scope).0
+    }
+
+    /// An output value's lineage, and whether it is direct: only a bare
+    /// column reference can be (`x`, `t.x`, `s.t.x`; parentheses leave no
+    /// trace in the tree); anything computed is not.
+    pub fn value(&mut self, n: &pb::Node, scope: &Scope<'_>) -> (Lineage, bool) {
+        match n.node.as_ref() {
+            Some(NodeEnum::ColumnRef(cr)) => {
+                if !self.enter() {
+                    return (Vec::new(), false);
+                }
+                let out = self.column_value(cr, scope);
+                self.leave();
+                out
+            }
+            _ => (self.expr(n, scope), false),
+        }
+    }
+
+    /// Resolves a column reference like PostgreSQL; direct only when it
+    /// names one column of a FROM item (not a whole row, not a field of a
+    /// composite column).
+    fn column_value(&mut self, cr: &pb::ColumnRef, scope: &Scope<'_>) -> (Lineage, bool) {
         let star = matches!(
             cr.fields.last().and_then(|f| f.node.as_ref()),
             Some(NodeEnum::AStar(_))
         );
         let parts = names(&cr.fields);
+        let derived = |l: Lineage| (l, false);
         if star {
-            return match parts.as_slice() {
+            return derived(match parts.as_slice() {
                 [] => {
                     let mut l = Vec::new();
                     for e in &scope.entries {
@@ -1117,46 +1182,40 @@ impl<'a> Walker<'a> {
                 [t] => self.entry_row(scope, None, t),
                 [s, t] | [_, s, t] => self.entry_row(scope, Some(s), t),
                 _ => self.unresolved(&parts),
-            };
+            });
         }
         match parts.as_slice() {
             [c] => {
-                if let Some(l) = scope.unqualified(c) {
-                    return l;
+                if let Some(found) = scope.lookup(c) {
+                    return found;
                 }
                 // Not a column: a whole-row reference to a FROM item (`SELECT e FROM emp e`).
                 if let Some(e) = scope.entry(None, c) {
-                    return e.whole_row();
+                    return derived(e.whole_row());
                 }
-                self.unresolved(&parts)
+                derived(self.unresolved(&parts))
             }
             [t, c] => {
-                if let Some(e) = scope.entry(None, t) {
-                    if let Some(l) = e.column(c) {
-                        return l;
-                    }
+                if let Some(found) = scope.entry(None, t).and_then(|e| e.lookup(c)) {
+                    return found;
                 }
                 // `composite_column.field`.
                 if let Some(l) = scope.unqualified(t) {
-                    return l;
+                    return derived(l);
                 }
-                self.unresolved(&parts)
+                derived(self.unresolved(&parts))
             }
             [s, t, c] | [_, s, t, c] => {
-                if let Some(e) = scope.entry(Some(s), t) {
-                    if let Some(l) = e.column(c) {
-                        return l;
-                    }
+                if let Some(found) = scope.entry(Some(s), t).and_then(|e| e.lookup(c)) {
+                    return found;
                 }
                 // `table.composite_column.field`.
-                if let Some(e) = scope.entry(None, s) {
-                    if let Some(l) = e.column(t) {
-                        return l;
-                    }
+                if let Some(l) = scope.entry(None, s).and_then(|e| e.column(t)) {
+                    return derived(l);
                 }
-                self.unresolved(&parts)
+                derived(self.unresolved(&parts))
             }
-            _ => self.unresolved(&parts),
+            _ => derived(self.unresolved(&parts)),
         }
     }
 
@@ -1269,23 +1328,73 @@ fn row_reference<'s>(n: &pb::Node, scope: &'s Scope<'_>) -> Option<&'s RangeEntr
     }
 }
 
-/// Output-column name standing for "all columns of an entry whose columns
-/// are not known" (a temp table, a relation created in this transaction).
-const OPEN_COLUMNS: &str = "*";
-
 /// A range entry over a query's outputs; an unknown-columns placeholder
 /// makes the entry accept any column name, with that placeholder's lineage.
 fn entry_from_outputs(cols: Vec<ScopeColumn>) -> RangeEntry {
     let mut e = RangeEntry::default();
     for c in cols {
-        if c.name == OPEN_COLUMNS {
+        if c.is_placeholder() {
             e.open = true;
-            merge(&mut e.open_lineage, c.lineage);
-        } else {
-            e.columns.push(c);
+            merge(&mut e.open_lineage, c.lineage.clone());
         }
+        // Placeholders stay in place: `*` over this entry keeps positions.
+        e.columns.push(c);
     }
     e
+}
+
+/// Whether the one column `name` of a join side is direct (false when the
+/// name is missing, repeated or found only through unknown columns).
+fn side_direct(side: &[RangeEntry], name: &str) -> bool {
+    let mut hits = side.iter().filter(|e| e.has_column(name));
+    match (hits.next(), hits.next()) {
+        (Some(e), None) => e.lookup(name).is_some_and(|(_, d)| d),
+        _ => false,
+    }
+}
+
+/// The entry of a join with USING / NATURAL or an alias: PostgreSQL's
+/// column order (merged columns, then each input's others), renamed by the
+/// alias' column list.
+fn join_entry(
+    merged: &[ScopeColumn],
+    sides: &[RangeEntry],
+    using: &[String],
+    colnames: &[&str],
+    uncertain: bool,
+) -> RangeEntry {
+    let kept = |c: &ScopeColumn| c.is_placeholder() || !using.contains(&c.name);
+    let mut star = merged.to_vec();
+    let mut extra = Vec::new();
+    for e in sides {
+        let side_star = e.star();
+        // Names that resolve but are not in `*` (a function's alias).
+        extra.extend(
+            e.columns
+                .iter()
+                .filter(|c| kept(c) && !c.is_placeholder())
+                .filter(|c| !side_star.iter().any(|s| s.name == c.name))
+                .cloned(),
+        );
+        star.extend(side_star.into_iter().filter(|c| kept(c)));
+    }
+    rename(&mut star, colnames);
+    if uncertain {
+        for c in star.iter_mut().chain(extra.iter_mut()) {
+            c.direct = false;
+        }
+    }
+    let mut columns: Vec<ScopeColumn> = star
+        .iter()
+        .filter(|c| !c.is_placeholder())
+        .cloned()
+        .collect();
+    columns.extend(extra);
+    RangeEntry {
+        columns,
+        star_columns: Some(star),
+        ..Default::default()
+    }
 }
 
 /// What a relation name resolved to.
@@ -1302,9 +1411,14 @@ pub enum Resolved<'a> {
 fn apply_alias(e: &mut RangeEntry, a: &pb::Alias) {
     e.refname = Some(a.aliasname.clone());
     e.schema = None;
-    for (c, name) in e.columns.iter_mut().zip(names(&a.colnames)) {
-        c.name = name.to_owned();
-    }
+    rename(&mut e.columns, &names(&a.colnames));
+    let widened: Lineage = e
+        .columns
+        .iter()
+        .filter(|c| c.is_placeholder())
+        .flat_map(|c| c.lineage.clone())
+        .collect();
+    merge(&mut e.open_lineage, widened);
 }
 
 fn function_name(f: &pb::Node) -> Option<String> {
@@ -1315,103 +1429,5 @@ fn function_name(f: &pb::Node) -> Option<String> {
     match call.node.as_ref()? {
         NodeEnum::FuncCall(fc) => names(&fc.funcname).last().map(|s| (*s).to_owned()),
         _ => None,
-    }
-}
-
-/// The output column name PostgreSQL gives an unnamed select-list item
-/// (FigureColname).
-pub fn figure_colname(n: &pb::Node) -> String {
-    match n.node.as_ref() {
-        Some(NodeEnum::ColumnRef(cr)) => names(&cr.fields)
-            .last()
-            .map_or_else(|| "?column?".to_owned(), |s| (*s).to_owned()),
-        Some(NodeEnum::FuncCall(f)) => names(&f.funcname)
-            .last()
-            .map_or_else(|| "?column?".to_owned(), |s| (*s).to_owned()),
-        Some(NodeEnum::TypeCast(t)) => {
-            let inner = t.arg.as_deref().map(figure_colname).unwrap_or_default();
-            if inner != "?column?" && !inner.is_empty() {
-                inner
-            } else {
-                t.type_name
-                    .as_ref()
-                    .and_then(|tn| names(&tn.names).last().map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| "?column?".to_owned())
-            }
-        }
-        Some(NodeEnum::AIndirection(ind)) => ind
-            .indirection
-            .iter()
-            .rev()
-            .find_map(|i| str_of(i).map(str::to_owned))
-            .or_else(|| ind.arg.as_deref().map(figure_colname))
-            .unwrap_or_else(|| "?column?".to_owned()),
-        Some(NodeEnum::CaseExpr(_)) => "case".into(),
-        Some(NodeEnum::CoalesceExpr(_)) => "coalesce".into(),
-        Some(NodeEnum::RowExpr(_)) => "row".into(),
-        Some(NodeEnum::AArrayExpr(_)) => "array".into(),
-        Some(NodeEnum::SubLink(s)) => match SubLinkType::try_from(s.sub_link_type) {
-            Ok(SubLinkType::ExistsSublink) => "exists".into(),
-            Ok(SubLinkType::ArraySublink) => "array".into(),
-            Ok(SubLinkType::ExprSublink) | Ok(SubLinkType::MultiexprSublink) => {
-                match s.subselect.as_deref().and_then(|n| n.node.as_ref()) {
-                    Some(NodeEnum::SelectStmt(sel)) => sel
-                        .target_list
-                        .first()
-                        .and_then(|t| match t.node.as_ref() {
-                            Some(NodeEnum::ResTarget(rt)) if !rt.name.is_empty() => {
-                                Some(rt.name.clone())
-                            }
-                            Some(NodeEnum::ResTarget(rt)) => rt.val.as_deref().map(figure_colname),
-                            _ => None,
-                        })
-                        .unwrap_or_else(|| "?column?".to_owned()),
-                    _ => "?column?".into(),
-                }
-            }
-            _ => "?column?".into(),
-        },
-        Some(NodeEnum::MinMaxExpr(m)) => {
-            if m.op == 1 {
-                "greatest".into()
-            } else {
-                "least".into()
-            }
-        }
-        Some(NodeEnum::SqlvalueFunction(f)) => {
-            use pb::SqlValueFunctionOp as Op;
-            match Op::try_from(f.op).unwrap_or(Op::SqlvalueFunctionOpUndefined) {
-                Op::SvfopCurrentDate => "current_date",
-                Op::SvfopCurrentTime | Op::SvfopCurrentTimeN => "current_time",
-                Op::SvfopCurrentTimestamp | Op::SvfopCurrentTimestampN => "current_timestamp",
-                Op::SvfopLocaltime | Op::SvfopLocaltimeN => "localtime",
-                Op::SvfopLocaltimestamp | Op::SvfopLocaltimestampN => "localtimestamp",
-                Op::SvfopCurrentRole => "current_role",
-                Op::SvfopCurrentUser => "current_user",
-                Op::SvfopUser => "user",
-                Op::SvfopSessionUser => "session_user",
-                Op::SvfopCurrentCatalog => "current_catalog",
-                Op::SvfopCurrentSchema => "current_schema",
-                Op::SqlvalueFunctionOpUndefined => "?column?",
-            }
-            .into()
-        }
-        Some(NodeEnum::XmlExpr(x)) => {
-            use pb::XmlExprOp as Op;
-            match Op::try_from(x.op).unwrap_or(Op::Undefined) {
-                Op::IsXmlconcat => "xmlconcat",
-                Op::IsXmlelement => "xmlelement",
-                Op::IsXmlforest => "xmlforest",
-                Op::IsXmlparse => "xmlparse",
-                Op::IsXmlpi => "xmlpi",
-                Op::IsXmlroot => "xmlroot",
-                Op::IsXmlserialize => "xmlserialize",
-                Op::IsDocument | Op::Undefined => "?column?",
-            }
-            .into()
-        }
-        Some(NodeEnum::XmlSerialize(_)) => "xmlserialize".into(),
-        Some(NodeEnum::GroupingFunc(_)) => "grouping".into(),
-        _ => "?column?".into(),
     }
 }

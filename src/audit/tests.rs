@@ -42,6 +42,7 @@ fn select_analysis() -> Arc<Analysis> {
         effects: vec![],
         refers_to: None,
         inner_kind: None,
+        results: None,
     })
 }
 

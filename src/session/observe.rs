@@ -530,6 +530,7 @@ fn placeholder(command: &str, unanalysed: Option<String>, opaque: Vec<OpaqueCall
         effects: Vec::new(),
         refers_to: None,
         inner_kind: None,
+        results: None,
     }
 }
 

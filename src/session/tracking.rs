@@ -158,6 +158,10 @@ impl Tracker {
                     merged.unanalysed.clone_from(&t.unanalysed);
                 }
                 merged.kind = t.inner_kind.unwrap_or(t.kind);
+                // MOVE positions the cursor without returning rows.
+                if merged.command != "MOVE" {
+                    merged.results.clone_from(&t.results);
+                }
             }
             None => {
                 merged.unanalysed =
@@ -319,5 +323,65 @@ impl Tracker {
     /// Statements awaiting their answer.
     pub fn in_flight(&self) -> usize {
         self.pending.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyse::{ColumnSource, RelationName, ResultColumn, StatementKind};
+
+    fn analysis(
+        command: &str,
+        refers_to: Option<&str>,
+        results: Option<Vec<ResultColumn>>,
+    ) -> Arc<Analysis> {
+        Arc::new(Analysis {
+            kind: StatementKind::Other,
+            command: command.into(),
+            accesses: Vec::new(),
+            opaque_calls: Vec::new(),
+            unanalysed: None,
+            normalized: Arc::from(""),
+            fingerprint: Arc::from("0000000000000000"),
+            effects: Vec::new(),
+            refers_to: refers_to.map(str::to_owned),
+            inner_kind: Some(StatementKind::Select),
+            results,
+        })
+    }
+
+    fn ssn() -> Vec<ResultColumn> {
+        vec![ResultColumn {
+            name: "ssn".into(),
+            direct: true,
+            sources: vec![ColumnSource {
+                relation: RelationName {
+                    schema: "hr".into(),
+                    name: "employees".into(),
+                },
+                column: "ssn".into(),
+            }],
+        }]
+    }
+
+    #[test]
+    fn execute_and_fetch_return_what_prepare_and_declare_described() {
+        let mut t = Tracker::default();
+        t.sql_prepared
+            .insert("p".into(), analysis("PREPARE", None, Some(ssn())));
+        t.cursors
+            .insert("c".into(), analysis("DECLARE CURSOR", None, Some(ssn())));
+        let exec = t.resolve_reference(analysis("EXECUTE", Some("p"), None));
+        assert_eq!(exec.results, Some(ssn()));
+        assert_eq!(exec.kind, StatementKind::Select);
+        let fetch = t.resolve_reference(analysis("FETCH", Some("c"), None));
+        assert_eq!(fetch.results, Some(ssn()));
+        // MOVE returns no rows.
+        let moved = t.resolve_reference(analysis("MOVE", Some("c"), None));
+        assert_eq!(moved.results, None);
+        let unknown = t.resolve_reference(analysis("EXECUTE", Some("nope"), None));
+        assert_eq!(unknown.results, None);
+        assert!(unknown.unanalysed.is_some());
     }
 }
