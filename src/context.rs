@@ -8,8 +8,8 @@ use crate::catalog::Catalogs;
 use crate::config::Config;
 use crate::mask::HashKey;
 use crate::metrics::Metrics;
-use crate::policy::PolicyStore;
 use crate::net::tls::{self, TlsError};
+use crate::policy::PolicyStore;
 use crate::shutdown::Shutdown;
 use arc_swap::ArcSwap;
 use rustls::pki_types::ServerName;
@@ -74,6 +74,7 @@ impl Context {
     ) -> Result<Arc<Self>, TlsError> {
         let tls = TlsMaterial::from_config(&config)?;
         let catalogs = Catalogs::new(&config);
+        let key = mask_key(&config);
         Ok(Arc::new(Self {
             config: ArcSwap::from_pointee(config),
             tls: ArcSwap::from_pointee(tls),
@@ -86,7 +87,7 @@ impl Context {
             audit,
             next_session_id: AtomicU64::new(1),
             policy: PolicyStore::empty(),
-            mask_key: ArcSwap::from_pointee(mask_key(&config)),
+            mask_key: ArcSwap::from_pointee(key),
         }))
     }
 
@@ -128,7 +129,10 @@ impl Context {
                 true
             }
             Err(e) => {
-                self.metrics.policy_reloads.with_label_values(&["error"]).inc();
+                self.metrics
+                    .policy_reloads
+                    .with_label_values(&["error"])
+                    .inc();
                 tracing::error!(error = %e, "policy refused; keeping the policy in force");
                 false
             }

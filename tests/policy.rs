@@ -118,7 +118,10 @@ fn assert_refused(e: &tokio_postgres::Error, column: &str, sql: &str) {
     );
 }
 
-async fn simple_rows(c: &Client, sql: &str) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
+async fn simple_rows(
+    c: &Client,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>, tokio_postgres::Error> {
     let msgs = c.simple_query(sql).await?;
     Ok(msgs
         .into_iter()
@@ -137,7 +140,10 @@ async fn refused_both(c: &Client, sql: &str, column: &str) {
     assert_refused(&e, column, sql);
     let e = c.query(sql, &[]).await.expect_err(sql);
     assert_refused(&e, column, sql);
-    let one = c.query_one("SELECT 1::int4", &[]).await.expect("session usable");
+    let one = c
+        .query_one("SELECT 1::int4", &[])
+        .await
+        .expect("session usable");
     assert_eq!(one.get::<_, i32>(0), 1);
 }
 
@@ -154,19 +160,46 @@ async fn allowed_both(c: &Client, sql: &str) {
 async fn demo_rules_allow_deny_in_both_protocols() {
     let g = Guarded::start(&demo_policy()).await;
     let admin = g.login("hr_admin").await;
-    allowed_both(&admin, "SELECT ssn, bank_account, date_of_birth FROM hr.employees").await;
+    allowed_both(
+        &admin,
+        "SELECT ssn, bank_account, date_of_birth FROM hr.employees",
+    )
+    .await;
     allowed_both(&admin, "SELECT condition FROM hr.health_records").await;
 
     let payroll = g.login("payroll").await;
-    allowed_both(&payroll, "SELECT employee_id, amount, bonus FROM hr.salaries").await;
+    allowed_both(
+        &payroll,
+        "SELECT employee_id, amount, bonus FROM hr.salaries",
+    )
+    .await;
     allowed_both(&payroll, "SELECT bank_account FROM hr.employees").await;
-    refused_both(&payroll, "SELECT condition FROM hr.health_records", "hr.health_records.condition").await;
+    refused_both(
+        &payroll,
+        "SELECT condition FROM hr.health_records",
+        "hr.health_records.condition",
+    )
+    .await;
 
     let analyst = g.login("hr_analyst").await;
-    allowed_both(&analyst, "SELECT first_name, job_title, hire_date FROM hr.employees").await;
+    allowed_both(
+        &analyst,
+        "SELECT first_name, job_title, hire_date FROM hr.employees",
+    )
+    .await;
     refused_both(&analyst, "SELECT ssn FROM hr.employees", "hr.employees.ssn").await;
-    refused_both(&analyst, "SELECT bank_account FROM hr.employees", "hr.employees.bank_account").await;
-    refused_both(&analyst, "SELECT notes FROM hr.health_records", "hr.health_records.notes").await;
+    refused_both(
+        &analyst,
+        "SELECT bank_account FROM hr.employees",
+        "hr.employees.bank_account",
+    )
+    .await;
+    refused_both(
+        &analyst,
+        "SELECT notes FROM hr.health_records",
+        "hr.health_records.notes",
+    )
+    .await;
     refused_both(
         &analyst,
         "UPDATE hr.salaries SET bonus = 0 WHERE employee_id = -1",
@@ -175,11 +208,30 @@ async fn demo_rules_allow_deny_in_both_protocols() {
     .await;
 
     let manager = g.login("manager_app").await;
-    allowed_both(&manager, "SELECT id, first_name, last_name, email, phone FROM hr.employee_directory").await;
+    allowed_both(
+        &manager,
+        "SELECT id, first_name, last_name, email, phone FROM hr.employee_directory",
+    )
+    .await;
     allowed_both(&manager, "SELECT rating FROM hr.performance_reviews").await;
-    refused_both(&manager, "SELECT hire_date FROM hr.employees", "hr.employees.hire_date").await;
-    refused_both(&manager, "SELECT amount FROM hr.salaries", "hr.salaries.amount").await;
-    refused_both(&manager, "DELETE FROM hr.salaries WHERE employee_id = -1", "hr.salaries").await;
+    refused_both(
+        &manager,
+        "SELECT hire_date FROM hr.employees",
+        "hr.employees.hire_date",
+    )
+    .await;
+    refused_both(
+        &manager,
+        "SELECT amount FROM hr.salaries",
+        "hr.salaries.amount",
+    )
+    .await;
+    refused_both(
+        &manager,
+        "DELETE FROM hr.salaries WHERE employee_id = -1",
+        "hr.salaries",
+    )
+    .await;
     // Writes to performance reviews are allowed (rolled back).
     manager.simple_query("BEGIN").await.unwrap();
     manager
@@ -193,8 +245,18 @@ async fn demo_rules_allow_deny_in_both_protocols() {
 
     let directory = g.login("directory_app").await;
     allowed_both(&directory, "SELECT * FROM hr.employee_directory").await;
-    refused_both(&directory, "SELECT date_of_birth FROM hr.employees", "hr.employees.date_of_birth").await;
-    refused_both(&directory, "SELECT rating FROM hr.performance_reviews", "hr.performance_reviews.rating").await;
+    refused_both(
+        &directory,
+        "SELECT date_of_birth FROM hr.employees",
+        "hr.employees.date_of_birth",
+    )
+    .await;
+    refused_both(
+        &directory,
+        "SELECT rating FROM hr.performance_reviews",
+        "hr.performance_reviews.rating",
+    )
+    .await;
 
     // The refusals are in the audit trail with their rule and column.
     let records = g.records().await;
@@ -271,12 +333,18 @@ async fn masks_in_text_and_binary_stay_decodable() {
 
     // payroll: ssn keeps its last 4 characters (text, simple protocol).
     let payroll = g.login("payroll").await;
-    let rows = simple_rows(&payroll, "SELECT first_name, ssn FROM hr.employees WHERE id = 7")
-        .await
-        .unwrap();
+    let rows = simple_rows(
+        &payroll,
+        "SELECT first_name, ssn FROM hr.employees WHERE id = 7",
+    )
+    .await
+    .unwrap();
     let masked = rows[0][1].clone().expect("masked ssn is not NULL");
     assert_ne!(masked, ssn, "ssn must be masked");
-    assert!(masked.ends_with(&ssn[ssn.len() - 4..]), "{masked} keeps the last 4 of {ssn}");
+    assert!(
+        masked.ends_with(&ssn[ssn.len() - 4..]),
+        "{masked} keeps the last 4 of {ssn}"
+    );
     assert!(masked.starts_with('*'), "{masked}");
     // ... and in binary (extended protocol: tokio-postgres asks for binary).
     let row = payroll
@@ -294,13 +362,19 @@ async fn masks_in_text_and_binary_stay_decodable() {
     )
     .await
     .unwrap();
-    assert_eq!(rows[0][0].as_deref(), Some(format!("{}-01-01", &dob[..4]).as_str()));
+    assert_eq!(
+        rows[0][0].as_deref(),
+        Some(format!("{}-01-01", &dob[..4]).as_str())
+    );
     let row = analyst
         .query_one("SELECT date_of_birth FROM hr.employees WHERE id = 7", &[])
         .await
         .unwrap();
     let raw: Raw = row.get(0);
-    assert_eq!(decode_binary(&direct, "date", raw.0).await, format!("{}-01-01", &dob[..4]));
+    assert_eq!(
+        decode_binary(&direct, "date", raw.0).await,
+        format!("{}-01-01", &dob[..4])
+    );
 
     let expected_bucket = (amount.parse::<f64>().unwrap() / 10_000.0).floor() * 10_000.0;
     let rows = simple_rows(
@@ -324,22 +398,51 @@ async fn masks_in_text_and_binary_stay_decodable() {
     assert_eq!(text.parse::<f64>().unwrap(), expected_bucket);
 
     // Masked columns as filters or inside expressions are refused.
-    refused_both(&analyst, "SELECT id FROM hr.employees WHERE date_of_birth < '1980-01-01'", "hr.employees.date_of_birth").await;
-    refused_both(&analyst, "SELECT avg(amount) FROM hr.salaries", "hr.salaries.amount").await;
-    refused_both(&analyst, "SELECT amount * 1 FROM hr.salaries", "hr.salaries.amount").await;
-    refused_both(&analyst, "SELECT employee_id FROM hr.salaries ORDER BY amount DESC LIMIT 5", "hr.salaries.amount").await;
-    refused_both(&payroll, "SELECT upper(ssn) FROM hr.employees", "hr.employees.ssn").await;
+    refused_both(
+        &analyst,
+        "SELECT id FROM hr.employees WHERE date_of_birth < '1980-01-01'",
+        "hr.employees.date_of_birth",
+    )
+    .await;
+    refused_both(
+        &analyst,
+        "SELECT avg(amount) FROM hr.salaries",
+        "hr.salaries.amount",
+    )
+    .await;
+    refused_both(
+        &analyst,
+        "SELECT amount * 1 FROM hr.salaries",
+        "hr.salaries.amount",
+    )
+    .await;
+    refused_both(
+        &analyst,
+        "SELECT employee_id FROM hr.salaries ORDER BY amount DESC LIMIT 5",
+        "hr.salaries.amount",
+    )
+    .await;
+    refused_both(
+        &payroll,
+        "SELECT upper(ssn) FROM hr.employees",
+        "hr.employees.ssn",
+    )
+    .await;
 
     let records = g.records().await;
     let masked: Vec<&Value> = records
         .iter()
         .filter(|r| r["pgwarden"]["policy"]["action"] == "mask")
         .collect();
-    assert!(masked.len() >= 4, "mask decisions recorded: {}", masked.len());
-    assert!(masked
-        .iter()
-        .any(|r| r["pgwarden"]["policy"]["columns"][0] == "hr.employees.ssn"
-            && r["pgwarden"]["policy"]["rule"] == "payroll-ssn-last-4"));
+    assert!(
+        masked.len() >= 4,
+        "mask decisions recorded: {}",
+        masked.len()
+    );
+    assert!(masked.iter().any(
+        |r| r["pgwarden"]["policy"]["columns"][0] == "hr.employees.ssn"
+            && r["pgwarden"]["policy"]["rule"] == "payroll-ssn-last-4"
+    ));
 }
 
 #[tokio::test]
@@ -348,8 +451,14 @@ async fn refusal_has_postgres_transaction_semantics() {
     let analyst = g.login("hr_analyst").await;
     // Simple protocol inside a transaction: the refusal aborts it.
     analyst.simple_query("BEGIN").await.unwrap();
-    analyst.simple_query("SELECT first_name FROM hr.employees LIMIT 1").await.unwrap();
-    let e = analyst.simple_query("SELECT ssn FROM hr.employees").await.unwrap_err();
+    analyst
+        .simple_query("SELECT first_name FROM hr.employees LIMIT 1")
+        .await
+        .unwrap();
+    let e = analyst
+        .simple_query("SELECT ssn FROM hr.employees")
+        .await
+        .unwrap_err();
     assert_refused(&e, "hr.employees.ssn", "in transaction");
     let e = analyst.simple_query("SELECT 1").await.unwrap_err();
     assert_eq!(e.code().map(|c| c.code()), Some("25P02"), "{e}");
@@ -364,12 +473,19 @@ async fn refusal_has_postgres_transaction_semantics() {
         .unwrap_err();
     assert_refused(&e, "hr.employees.ssn", "multi-statement");
     let e = analyst.simple_query("SELECT * FROM t1").await.unwrap_err();
-    assert_eq!(e.code().map(|c| c.code()), Some("42P01"), "t1 rolled back: {e}");
+    assert_eq!(
+        e.code().map(|c| c.code()),
+        Some("42P01"),
+        "t1 rolled back: {e}"
+    );
 
     // Extended protocol inside a transaction.
     let mut analyst = g.login("hr_analyst").await;
     let tx = analyst.transaction().await.unwrap();
-    let e = tx.query("SELECT ssn FROM hr.employees", &[]).await.unwrap_err();
+    let e = tx
+        .query("SELECT ssn FROM hr.employees", &[])
+        .await
+        .unwrap_err();
     assert_refused(&e, "hr.employees.ssn", "extended in transaction");
     let e = tx.query("SELECT 1", &[]).await.unwrap_err();
     assert_eq!(e.code().map(|c| c.code()), Some("25P02"), "{e}");
@@ -384,8 +500,14 @@ async fn refusal_has_postgres_transaction_semantics() {
     // A prepared statement allowed at Parse is refused at Bind after the
     // role changes. switch_a holds hr_admin (roles add up: full access).
     let admin = g.login("switch_a").await;
-    let stmt = admin.prepare("SELECT ssn FROM hr.employees WHERE id = 1").await.unwrap();
-    admin.query(&stmt, &[]).await.expect("hr_admin member reads ssn");
+    let stmt = admin
+        .prepare("SELECT ssn FROM hr.employees WHERE id = 1")
+        .await
+        .unwrap();
+    admin
+        .query(&stmt, &[])
+        .await
+        .expect("hr_admin member reads ssn");
     admin.simple_query("SET ROLE hr_analyst").await.unwrap();
     let e = admin.query(&stmt, &[]).await.unwrap_err();
     assert_refused(&e, "hr.employees.ssn", "EXECUTE after SET ROLE");
@@ -436,7 +558,10 @@ async fn evasions_are_refused() {
         .await
         .unwrap_err();
     assert_refused(&e, ssn, "COPY TO");
-    let e = a.simple_query("COPY hr.employees TO STDOUT").await.unwrap_err();
+    let e = a
+        .simple_query("COPY hr.employees TO STDOUT")
+        .await
+        .unwrap_err();
     assert_refused(&e, "hr.employees", "COPY table TO");
 
     // RETURNING what the role may not read.
@@ -454,8 +579,16 @@ async fn evasions_are_refused() {
     )
     .await;
     // INSERT ... SELECT of protected data into another table.
-    payroll.simple_query("CREATE TEMP TABLE copied (s text)").await.unwrap();
-    refused_both(&payroll, "INSERT INTO copied SELECT ssn FROM hr.employees", "hr.employees.ssn").await;
+    payroll
+        .simple_query("CREATE TEMP TABLE copied (s text)")
+        .await
+        .unwrap();
+    refused_both(
+        &payroll,
+        "INSERT INTO copied SELECT ssn FROM hr.employees",
+        "hr.employees.ssn",
+    )
+    .await;
     // (Masked for payroll, so not even an UPDATE may read it: the value
     // could be copied where it is not masked.)
     refused_both(
@@ -479,18 +612,28 @@ async fn evasions_are_refused() {
     assert_refused(&e, ssn, "prepare");
     // Multi-statement: the forbidden one is not the first.
     let e = a
-        .simple_query("SELECT 1; SELECT first_name FROM hr.employees LIMIT 1; SELECT ssn FROM hr.employees")
+        .simple_query(
+            "SELECT 1; SELECT first_name FROM hr.employees LIMIT 1; SELECT ssn FROM hr.employees",
+        )
         .await
         .unwrap_err();
     assert_refused(&e, ssn, "multi");
 
     // search_path and unqualified names.
-    a.simple_query("SET search_path = hr, public").await.unwrap();
+    a.simple_query("SET search_path = hr, public")
+        .await
+        .unwrap();
     refused_both(&a, "SELECT ssn FROM employees", ssn).await;
     // A temporary table of the same name shadows nothing protected ...
-    a.simple_query("CREATE TEMP TABLE employees (ssn text)").await.unwrap();
-    a.simple_query("INSERT INTO employees VALUES ('mine')").await.unwrap();
-    let rows = simple_rows(&a, "SELECT ssn FROM pg_temp.employees").await.unwrap();
+    a.simple_query("CREATE TEMP TABLE employees (ssn text)")
+        .await
+        .unwrap();
+    a.simple_query("INSERT INTO employees VALUES ('mine')")
+        .await
+        .unwrap();
+    let rows = simple_rows(&a, "SELECT ssn FROM pg_temp.employees")
+        .await
+        .unwrap();
     assert_eq!(rows[0][0].as_deref(), Some("mine"));
     // ... while the real one stays protected.
     refused_both(&a, "SELECT ssn FROM hr.employees", ssn).await;
@@ -504,11 +647,17 @@ async fn evasions_are_refused() {
     refused_both(&a, "DO $$ BEGIN PERFORM 1; END $$", "").await;
     // ... and runs for hr_admin.
     let admin = g.login("hr_admin").await;
-    admin.simple_query("DO $$ BEGIN PERFORM 1; END $$").await.unwrap();
+    admin
+        .simple_query("DO $$ BEGIN PERFORM 1; END $$")
+        .await
+        .unwrap();
 
     // SET ROLE: an hr_admin member switching to hr_analyst gets hr_analyst's rules.
     let admin = g.login("switch_b").await;
-    admin.simple_query("SELECT ssn FROM hr.employees LIMIT 1").await.unwrap();
+    admin
+        .simple_query("SELECT ssn FROM hr.employees LIMIT 1")
+        .await
+        .unwrap();
     admin.simple_query("SET ROLE hr_analyst").await.unwrap();
     refused_both(&admin, "SELECT ssn FROM hr.employees", ssn).await;
     let e = admin
@@ -517,7 +666,10 @@ async fn evasions_are_refused() {
         .unwrap_err();
     assert_refused(&e, ssn, "SET ROLE in the same string");
     admin.simple_query("RESET ROLE").await.unwrap();
-    admin.simple_query("SELECT ssn FROM hr.employees LIMIT 1").await.unwrap();
+    admin
+        .simple_query("SELECT ssn FROM hr.employees LIMIT 1")
+        .await
+        .unwrap();
     // The switch to a privileged role is in the audit trail.
     admin.simple_query("SET ROLE hr_admin").await.unwrap();
     drop((a, admin));
@@ -550,14 +702,25 @@ async fn monitor_mode_records_and_changes_nothing() {
         .await
         .unwrap()
         .get(0);
-    let rows = simple_rows(&a, "SELECT ssn FROM hr.employees WHERE id = 3").await.unwrap();
-    assert_eq!(rows[0][0].as_deref(), Some(truth.as_str()), "monitor mode changes nothing");
+    let rows = simple_rows(&a, "SELECT ssn FROM hr.employees WHERE id = 3")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows[0][0].as_deref(),
+        Some(truth.as_str()),
+        "monitor mode changes nothing"
+    );
     let dob_direct: String = direct
-        .query_one("SELECT date_of_birth::text FROM hr.employees WHERE id = 3", &[])
+        .query_one(
+            "SELECT date_of_birth::text FROM hr.employees WHERE id = 3",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
-    let rows = simple_rows(&a, "SELECT date_of_birth FROM hr.employees WHERE id = 3").await.unwrap();
+    let rows = simple_rows(&a, "SELECT date_of_birth FROM hr.employees WHERE id = 3")
+        .await
+        .unwrap();
     assert_eq!(rows[0][0].as_deref(), Some(dob_direct.as_str()));
     let records = g.records().await;
     let actions: Vec<&str> = records
@@ -576,7 +739,9 @@ async fn policy_reloads_when_files_change_and_keeps_the_old_on_errors() {
     })
     .await;
     let a = g.login("hr_analyst").await;
-    a.simple_query("SELECT hire_date FROM hr.employees LIMIT 1").await.unwrap();
+    a.simple_query("SELECT hire_date FROM hr.employees LIMIT 1")
+        .await
+        .unwrap();
     let file = pol.path().join("hr.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     // Deny hire_date to analysts.
@@ -587,7 +752,10 @@ async fn policy_reloads_when_files_change_and_keeps_the_old_on_errors() {
     let mut refused = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if let Err(e) = a.simple_query("SELECT hire_date FROM hr.employees LIMIT 1").await {
+        if let Err(e) = a
+            .simple_query("SELECT hire_date FROM hr.employees LIMIT 1")
+            .await
+        {
             assert_refused(&e, "hr.employees.hire_date", "after reload");
             refused = true;
             break;
@@ -604,8 +772,14 @@ async fn policy_reloads_when_files_change_and_keeps_the_old_on_errors() {
     assert_refused(&e, "hr.employees.hire_date", "old policy kept");
     let server = g.server.as_ref().unwrap();
     let (_, body) = common::http_get(server.metrics_addr.unwrap(), "/metrics").await;
-    assert!(common::metric(&body, "pgwarden_policy_reloads_total{result=\"error\"}") >= 1.0, "{body}");
-    assert!(common::metric(&body, "pgwarden_policy_reloads_total{result=\"ok\"}") >= 2.0, "{body}");
+    assert!(
+        common::metric(&body, "pgwarden_policy_reloads_total{result=\"error\"}") >= 1.0,
+        "{body}"
+    );
+    assert!(
+        common::metric(&body, "pgwarden_policy_reloads_total{result=\"ok\"}") >= 2.0,
+        "{body}"
+    );
 }
 
 #[test]
@@ -617,13 +791,26 @@ fn bad_policy_files_name_file_line_and_field() {
         "[classifications]\nsecret = [\"hr.employees.ssn\"]\n\n[[rule]]\nname = \"a\"\nroles = [\"x\"]\non = [\"secret\"]\nread = \"mask:sparkle\"\n",
     )
     .unwrap();
-    let e = pgwarden::policy::load::load(dir.path(), 1).unwrap_err().to_string();
+    let e = pgwarden::policy::load::load(dir.path(), 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("p.toml:8: rule[0].read"), "{e}");
-    std::fs::write(&f, "[[rule]]\nname = \"a\"\nroles = [\"x\"]\non = [\"unknown_class\"]\nread = \"deny\"\n").unwrap();
-    let e = pgwarden::policy::load::load(dir.path(), 1).unwrap_err().to_string();
-    assert!(e.contains("p.toml:4: rule[0].on[0]") && e.contains("unknown_class"), "{e}");
+    std::fs::write(
+        &f,
+        "[[rule]]\nname = \"a\"\nroles = [\"x\"]\non = [\"unknown_class\"]\nread = \"deny\"\n",
+    )
+    .unwrap();
+    let e = pgwarden::policy::load::load(dir.path(), 1)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("p.toml:4: rule[0].on[0]") && e.contains("unknown_class"),
+        "{e}"
+    );
     std::fs::write(&f, "[[rule]]\nname = \"a\"\nroles = [\"x\"]\non = [\"*\"]\nread = \"deny\"\nwrite = \"maybe\"\n").unwrap();
-    let e = pgwarden::policy::load::load(dir.path(), 1).unwrap_err().to_string();
+    let e = pgwarden::policy::load::load(dir.path(), 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("p.toml:6") && e.contains("rule[0].write"), "{e}");
 }
 
@@ -636,8 +823,15 @@ async fn policy_tools_check_explain_and_test() {
     let pg = pg();
     hr(&pg).await;
     let db_args = |cmd: &mut std::process::Command| {
-        cmd.args(["--upstream", &pg.addr(), "--user", SUPERUSER.0, "--database", DB])
-            .env("PGWARDEN_CATALOG_PASSWORD", SUPERUSER.1);
+        cmd.args([
+            "--upstream",
+            &pg.addr(),
+            "--user",
+            SUPERUSER.0,
+            "--database",
+            DB,
+        ])
+        .env("PGWARDEN_CATALOG_PASSWORD", SUPERUSER.1);
     };
     // The shipped regression suite passes against the demo database.
     let mut cmd = std::process::Command::new(pgwarden_bin());
@@ -648,7 +842,11 @@ async fn policy_tools_check_explain_and_test() {
     db_args(&mut cmd);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains(" 0 failed"), "{stdout}");
 
     // A case that does not hold fails the run.
@@ -656,7 +854,10 @@ async fn policy_tools_check_explain_and_test() {
     let cases = dir.path().join("cases.toml");
     std::fs::write(&cases, "[[case]]\nrole = \"hr_analyst\"\nsql = \"SELECT ssn FROM hr.employees\"\nexpect = \"allow\"\n").unwrap();
     let mut cmd = std::process::Command::new(pgwarden_bin());
-    cmd.args(["policy", "test"]).arg(&cases).arg("--policy").arg(crate_path("policies"));
+    cmd.args(["policy", "test"])
+        .arg(&cases)
+        .arg("--policy")
+        .arg(crate_path("policies"));
     db_args(&mut cmd);
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -664,14 +865,25 @@ async fn policy_tools_check_explain_and_test() {
 
     // explain names the rule and where it is written.
     let mut cmd = std::process::Command::new(pgwarden_bin());
-    cmd.args(["policy", "explain", "--role", "payroll", "--sql", "SELECT first_name, ssn FROM hr.employees", "--policy"])
-        .arg(crate_path("policies"));
+    cmd.args([
+        "policy",
+        "explain",
+        "--role",
+        "payroll",
+        "--sql",
+        "SELECT first_name, ssn FROM hr.employees",
+        "--policy",
+    ])
+    .arg(crate_path("policies"));
     db_args(&mut cmd);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("decision: MASK"), "{stdout}");
-    assert!(stdout.contains("payroll-ssn-last-4") && stdout.contains("hr.toml:"), "{stdout}");
+    assert!(
+        stdout.contains("payroll-ssn-last-4") && stdout.contains("hr.toml:"),
+        "{stdout}"
+    );
 
     // check: valid, and every name exists in the database.
     let mut cmd = std::process::Command::new(pgwarden_bin());
@@ -681,13 +893,18 @@ async fn policy_tools_check_explain_and_test() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     // A rule naming a missing column and role is reported.
-    let pol = policy_copy(|t| format!("{t}\n[[rule]]\nname = \"stale\"\nroles = [\"nobody\"]\non = [\"hr.employees.salary_band\"]\nread = \"deny\"\n"));
+    let pol = policy_copy(|t| {
+        format!("{t}\n[[rule]]\nname = \"stale\"\nroles = [\"nobody\"]\non = [\"hr.employees.salary_band\"]\nread = \"deny\"\n")
+    });
     let mut cmd = std::process::Command::new(pgwarden_bin());
     cmd.args(["policy", "check"]).arg(pol.path());
     db_args(&mut cmd);
     let out = cmd.output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
-    assert!(stdout.contains("role \"nobody\" does not exist"), "{stdout}");
+    assert!(
+        stdout.contains("role \"nobody\" does not exist"),
+        "{stdout}"
+    );
     assert!(stdout.contains("rule stale"), "{stdout}");
 }

@@ -115,6 +115,8 @@ fn audit_statement_json_shape() {
     let mut r = statement(7);
     r.full_text = Some(Arc::from("SELECT ... WHERE e.name = 'Ann'"));
     r.policy = Some(PolicyRecord {
+        reason: None,
+        privileged_role: None,
         action: Some("mask".into()),
         rule: None,
         columns: vec!["hr.employees.salary".into()],
@@ -504,6 +506,8 @@ fn audit_print_doc_examples() {
     r.duration = Duration::from_micros(420);
     r.set_rows_from_tag("UPDATE 1");
     r.policy = Some(PolicyRecord {
+        reason: None,
+        privileged_role: None,
         action: Some("allow".into()),
         rule: Some("payroll-writes".into()),
         columns: vec![],

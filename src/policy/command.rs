@@ -177,8 +177,8 @@ async fn run_inner(args: PolicyArgs) -> Result<ExitCode, String> {
         }
         PolicyCommand::Test { file, policy, db } => {
             let p = load(&policy)?;
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let cases: tools::TestFile =
                 toml::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
             let catalog = db.catalog().await?;

@@ -131,7 +131,10 @@ impl Condition {
         }
         if let Some(nets) = &self.nets {
             // Unix-socket clients have no address: no range can contain them.
-            if !env.addr.is_some_and(|a| nets.iter().any(|n| n.contains(&a))) {
+            if !env
+                .addr
+                .is_some_and(|a| nets.iter().any(|n| n.contains(&a)))
+            {
                 return false;
             }
         }
@@ -160,7 +163,13 @@ mod tests {
     #[test]
     fn office_hours_in_a_zone() {
         let c = Condition::compile(&WhenSpec {
-            days: Some(vec!["mon".into(), "tue".into(), "wed".into(), "thu".into(), "fri".into()]),
+            days: Some(vec![
+                "mon".into(),
+                "tue".into(),
+                "wed".into(),
+                "thu".into(),
+                "fri".into(),
+            ]),
             hours: Some("08:00-18:00".into()),
             timezone: Some("Europe/Berlin".into()),
             ..Default::default()

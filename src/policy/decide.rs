@@ -62,6 +62,22 @@ impl Decision {
     }
 }
 
+/// A masked column a statement reads into its output.
+struct MaskedRead {
+    schema: String,
+    table: String,
+    column: String,
+    method: Arc<MaskMethod>,
+    rule: Arc<str>,
+    expressions: Permit,
+}
+
+impl MaskedRead {
+    fn name(&self) -> String {
+        col_name(&self.schema, &self.table, &self.column)
+    }
+}
+
 /// Who is asking, where and when.
 pub struct Asker<'a> {
     /// Effective role and memberships.
@@ -76,7 +92,12 @@ fn col_name(schema: &str, table: &str, col: &str) -> String {
     format!("{schema}.{table}.{col}")
 }
 
-fn deny(rule: Option<&Arc<str>>, default: &str, column: String, reason: impl Into<String>) -> Decision {
+fn deny(
+    rule: Option<&Arc<str>>,
+    default: &str,
+    column: String,
+    reason: impl Into<String>,
+) -> Decision {
     Decision {
         refusal: Some(Refusal {
             rule: rule.map_or_else(|| default.to_owned(), |r| r.to_string()),
@@ -120,13 +141,14 @@ impl Policy {
         if let Some(d) = self.decide_opaque(a, catalog, who) {
             return d;
         }
-        let mut masked_outputs: Vec<(String, String, String, Arc<MaskMethod>, Arc<str>, Permit)> =
-            Vec::new();
+        let mut masked_outputs: Vec<MaskedRead> = Vec::new();
         for acc in &a.accesses {
             let (schema, table) = (acc.relation.schema.as_str(), acc.relation.name.as_str());
             let unknown_relation = catalog.relation_in(schema, table).is_none();
-            let touches_star = acc.output.contains("*") || acc.filter.contains("*") || acc.written.contains("*");
-            if (unknown_relation && touches_star || unknown_relation && acc.deletes_rows)
+            let touches_star =
+                acc.output.contains("*") || acc.filter.contains("*") || acc.written.contains("*");
+            if unknown_relation
+                && (touches_star || acc.deletes_rows)
                 && self.protects_table(schema, table)
             {
                 return deny(
@@ -143,7 +165,11 @@ impl Policy {
                     match v.action {
                         ReadAction::Allow => {}
                         ReadAction::Deny => {
-                            let what = if as_filter { "used to pick rows" } else { "read" };
+                            let what = if as_filter {
+                                "used to pick rows"
+                            } else {
+                                "read"
+                            };
                             return deny(
                                 v.rule.as_ref(),
                                 "defaults.classified",
@@ -161,14 +187,14 @@ impl Policy {
                                 );
                             }
                             if !as_filter {
-                                masked_outputs.push((
-                                    schema.to_owned(),
-                                    table.to_owned(),
-                                    col.to_owned(),
-                                    m,
-                                    v.rule.clone().unwrap_or_else(|| Arc::from("defaults")),
-                                    v.expressions,
-                                ));
+                                masked_outputs.push(MaskedRead {
+                                    schema: schema.to_owned(),
+                                    table: table.to_owned(),
+                                    column: col.to_owned(),
+                                    method: m,
+                                    rule: v.rule.clone().unwrap_or_else(|| Arc::from("defaults")),
+                                    expressions: v.expressions,
+                                });
                             }
                         }
                     }
@@ -181,12 +207,21 @@ impl Policy {
                     .map(|r| r.columns.iter().map(|c| c.name.as_str()).collect())
                     .unwrap_or_default()
             } else {
-                columns_of(catalog, schema, table, acc.written.iter().map(String::as_str))
+                columns_of(
+                    catalog,
+                    schema,
+                    table,
+                    acc.written.iter().map(String::as_str),
+                )
             };
             for col in written {
                 let v = self.write(who.roles, who.bits, who.env, (schema, table, col));
                 if v.permit == Permit::Deny {
-                    let what = if acc.deletes_rows { "rows removed" } else { "written" };
+                    let what = if acc.deletes_rows {
+                        "rows removed"
+                    } else {
+                        "written"
+                    };
                     return deny(
                         v.rule.as_ref(),
                         "defaults.classified",
@@ -204,9 +239,9 @@ impl Policy {
             // column or table where they are no longer masked.
             let m = &masked_outputs[0];
             return deny(
-                Some(&m.4),
+                Some(&m.rule),
                 "",
-                col_name(&m.0, &m.1, &m.2),
+                m.name(),
                 "masked column read by a statement that also writes (the values could be copied where they are not masked)",
             );
         }
@@ -275,10 +310,9 @@ impl Policy {
         if let Some(v) = self.memo(&key) {
             return v;
         }
-        let v = catalog
-            .relations
-            .values()
-            .any(|r| !crate::analyse::is_system_schema(&r.schema) && self.protects_table(&r.schema, &r.name));
+        let v = catalog.relations.values().any(|r| {
+            !crate::analyse::is_system_schema(&r.schema) && self.protects_table(&r.schema, &r.name)
+        });
         self.remember(key, v)
     }
 
@@ -306,21 +340,13 @@ impl Policy {
 
     /// Masks for the result columns; refuses masked values that cannot be
     /// masked cell by cell.
-    #[allow(clippy::type_complexity)]
-    fn plan_masks(
-        &self,
-        a: &Analysis,
-        catalog: &Catalog,
-        masked: &[(String, String, String, Arc<MaskMethod>, Arc<str>, Permit)],
-    ) -> Decision {
+    fn plan_masks(&self, a: &Analysis, catalog: &Catalog, masked: &[MaskedRead]) -> Decision {
         let find = |schema: &str, table: &str, col: &str| {
-            masked
-                .iter()
-                .find(|m| m.0 == schema && m.1 == table && (m.2 == col || col == "*"))
+            masked.iter().position(|m| {
+                m.schema == schema && m.table == table && (m.column == col || col == "*")
+            })
         };
-        let refuse = |m: &(String, String, String, Arc<MaskMethod>, Arc<str>, Permit), why: &str| {
-            deny(Some(&m.4), "", col_name(&m.0, &m.1, &m.2), why.to_owned())
-        };
+        let refuse = |m: &MaskedRead, why: &str| deny(Some(&m.rule), "", m.name(), why.to_owned());
         let results = match (&a.results, a.kind) {
             (_, StatementKind::Copy) => {
                 return refuse(&masked[0], "masked column in COPY TO (query it with SELECT instead)")
@@ -342,52 +368,62 @@ impl Policy {
             .position(|rc| rc.name == "*")
             .unwrap_or(results.len());
         for (pos, rc) in results.iter().enumerate() {
-            let hits: Vec<&(String, String, String, Arc<MaskMethod>, Arc<str>, Permit)> = rc
+            let hits: Vec<usize> = rc
                 .sources
                 .iter()
                 .filter_map(|s| find(&s.relation.schema, &s.relation.name, &s.column))
                 .collect();
-            let Some(first) = hits.first() else { continue };
+            let Some(&first) = hits.first() else { continue };
+            let first = &masked[first];
             if !rc.direct {
-                if let Some(m) = hits.iter().find(|m| m.5 == Permit::Deny) {
+                if let Some(&i) = hits
+                    .iter()
+                    .find(|&&i| masked[i].expressions == Permit::Deny)
+                {
                     return refuse(
-                        m,
+                        &masked[i],
                         "masked column inside an expression, aggregate or whole-row value (it cannot be masked cell by cell)",
                     );
                 }
-                for h in &hits {
-                    if let Some(i) = masked.iter().position(|m| std::ptr::eq(m, *h)) {
-                        covered[i] = true;
-                    }
+                for &i in &hits {
+                    covered[i] = true;
                 }
                 continue;
             }
             if pos >= reliable {
-                return refuse(first, "masked column after a `*` whose columns pgwarden cannot list");
+                return refuse(
+                    first,
+                    "masked column after a `*` whose columns pgwarden cannot list",
+                );
             }
-            if hits.iter().any(|h| h.3 != first.3) {
-                return refuse(first, "result column mixes columns masked in different ways");
+            if hits.iter().any(|&i| masked[i].method != first.method) {
+                return refuse(
+                    first,
+                    "result column mixes columns masked in different ways",
+                );
             }
-            for h in &hits {
-                if let Some(i) = masked.iter().position(|m| std::ptr::eq(m, *h)) {
-                    covered[i] = true;
-                }
+            for &i in &hits {
+                covered[i] = true;
             }
             let type_oid = catalog
-                .relation_in(&first.0, &first.1)
-                .and_then(|r| r.column(&first.2))
+                .relation_in(&first.schema, &first.table)
+                .and_then(|r| r.column(&first.column))
                 .map_or(0, |c| c.type_oid);
             masks.push(PlannedMask {
                 position: pos,
-                method: first.3.clone(),
+                method: first.method.clone(),
                 type_oid,
-                column: col_name(&first.0, &first.1, &first.2),
-                rule: first.4.to_string(),
+                column: first.name(),
+                rule: first.rule.to_string(),
             });
         }
         // Masked values read somewhere that is not a result column (a
         // scalar subquery feeding an expression, a CTE written elsewhere).
-        if let Some((i, _)) = covered.iter().enumerate().find(|(i, c)| !**c && masked[*i].5 == Permit::Deny) {
+        if let Some((i, _)) = covered
+            .iter()
+            .enumerate()
+            .find(|(i, c)| !**c && masked[*i].expressions == Permit::Deny)
+        {
             return refuse(
                 &masked[i],
                 "masked column used where pgwarden cannot mask it (inside an expression or copied elsewhere)",

@@ -62,12 +62,16 @@ fn parse_text(text: String, origin: String) -> Result<Parsed, PolicyError> {
     let file: PolicyFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let field = e.path().to_string();
         PolicyError::Invalid {
-            line: e
-                .inner()
-                .span()
-                .map_or_else(|| line_of_field(&text, &field), |s| line_of_offset(&text, s.start)),
+            line: e.inner().span().map_or_else(
+                || line_of_field(&text, &field),
+                |s| line_of_offset(&text, s.start),
+            ),
             path: origin.clone(),
-            field: if field == "." { "(document)".into() } else { field },
+            field: if field == "." {
+                "(document)".into()
+            } else {
+                field
+            },
             message: e.inner().message().trim().to_owned(),
         }
     })?;
@@ -89,7 +93,10 @@ pub fn load(path: &Path, generation: u64) -> Result<Policy, PolicyError> {
 
 /// Parses and validates policy text (tests and `policy test`).
 pub fn load_str(text: &str, origin: &str, generation: u64) -> Result<Policy, PolicyError> {
-    compile(vec![parse_text(text.to_owned(), origin.to_owned())?], generation)
+    compile(
+        vec![parse_text(text.to_owned(), origin.to_owned())?],
+        generation,
+    )
 }
 
 fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> {
@@ -103,7 +110,11 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
     let mut once = |p: &Parsed, what: &'static str| -> Result<(), PolicyError> {
         if let Some(prev) = seen.insert(what, p.origin.clone()) {
             if prev != p.origin {
-                return Err(invalid(p, what, format!("already set in {prev}; set it in one file")));
+                return Err(invalid(
+                    p,
+                    what,
+                    format!("already set in {prev}; set it in one file"),
+                ));
             }
         }
         Ok(())
@@ -137,10 +148,18 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
         for (name, patterns) in &p.file.classifications {
             let field = format!("classifications.{name}");
             if name.contains('.') || name == "*" || name.is_empty() {
-                return Err(invalid(p, &field, "a classification name has no dots and is not *"));
+                return Err(invalid(
+                    p,
+                    &field,
+                    "a classification name has no dots and is not *",
+                ));
             }
             if let Some(prev) = class_origin.insert(name.clone(), p.origin.clone()) {
-                return Err(invalid(p, &field, format!("classification \"{name}\" is also defined in {prev}")));
+                return Err(invalid(
+                    p,
+                    &field,
+                    format!("classification \"{name}\" is also defined in {prev}"),
+                ));
             }
             let mut compiled = Vec::new();
             for (i, pat) in patterns.iter().enumerate() {
@@ -163,16 +182,32 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
                 return Err(invalid(p, &at("name"), "must not be empty"));
             }
             if let Some(prev) = names.insert(r.name.clone(), p.origin.clone()) {
-                return Err(invalid(p, &at("name"), format!("rule \"{}\" is also defined in {prev}", r.name)));
+                return Err(invalid(
+                    p,
+                    &at("name"),
+                    format!("rule \"{}\" is also defined in {prev}", r.name),
+                ));
             }
             if r.roles.is_empty() {
-                return Err(invalid(p, &at("roles"), "name at least one role, or \"*\" for everyone"));
+                return Err(invalid(
+                    p,
+                    &at("roles"),
+                    "name at least one role, or \"*\" for everyone",
+                ));
             }
             if r.on.is_empty() {
-                return Err(invalid(p, &at("on"), "name at least one classification, table or column, or \"*\""));
+                return Err(invalid(
+                    p,
+                    &at("on"),
+                    "name at least one classification, table or column, or \"*\"",
+                ));
             }
             if r.read.is_none() && r.write.is_none() {
-                return Err(invalid(p, &at("read"), "a rule must say read, write or both"));
+                return Err(invalid(
+                    p,
+                    &at("read"),
+                    "a rule must say read, write or both",
+                ));
             }
             let mut targets = Vec::new();
             for (j, t) in r.on.iter().enumerate() {
@@ -206,7 +241,11 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
             let everyone = r.roles.iter().any(|x| x == "*");
             policy.rules.push(Rule {
                 name: Arc::from(r.name.as_str()),
-                roles: if everyone { Vec::new() } else { r.roles.clone() },
+                roles: if everyone {
+                    Vec::new()
+                } else {
+                    r.roles.clone()
+                },
                 except_roles: r.except_roles.clone(),
                 targets,
                 read,

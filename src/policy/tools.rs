@@ -48,7 +48,13 @@ pub fn decide_as(
 }
 
 /// The decision for a whole text: the first refusal, else every mask.
-pub fn decide_text(policy: &Policy, catalog: &Catalog, sql: &str, role: &str, env: &Env<'_>) -> (Vec<Arc<Analysis>>, Vec<Decision>) {
+pub fn decide_text(
+    policy: &Policy,
+    catalog: &Catalog,
+    sql: &str,
+    role: &str,
+    env: &Env<'_>,
+) -> (Vec<Arc<Analysis>>, Vec<Decision>) {
     let all = analyse_as(sql, role, catalog);
     let decisions = all
         .iter()
@@ -90,9 +96,17 @@ pub fn explain(policy: &Policy, catalog: &Catalog, sql: &str, role: &str, env: &
         }
         for acc in &a.accesses {
             let _ = writeln!(out, "  {}", acc.relation);
-            for (what, set) in [("output", &acc.output), ("filter", &acc.filter), ("written", &acc.written)] {
+            for (what, set) in [
+                ("output", &acc.output),
+                ("filter", &acc.filter),
+                ("written", &acc.written),
+            ] {
                 for col in set {
-                    let at = (acc.relation.schema.as_str(), acc.relation.name.as_str(), col.as_str());
+                    let at = (
+                        acc.relation.schema.as_str(),
+                        acc.relation.name.as_str(),
+                        col.as_str(),
+                    );
                     let class = policy
                         .classify(at.0, at.1, at.2)
                         .map_or("unclassified", |c| policy.classifications[c].name.as_str());
@@ -211,12 +225,7 @@ fn run_case(policy: &Policy, catalog: &Catalog, number: usize, c: &TestCase) -> 
             }
         }
     };
-    let addr = c
-        .addr
-        .as_deref()
-        .unwrap_or("127.0.0.1")
-        .parse()
-        .ok();
+    let addr = c.addr.as_deref().unwrap_or("127.0.0.1").parse().ok();
     let env = Env {
         now,
         addr,
@@ -243,13 +252,19 @@ fn run_case(policy: &Policy, catalog: &Catalog, number: usize, c: &TestCase) -> 
         .or_else(|| d.masks.first().map(|m| m.rule.clone()));
     if let Some(want) = &c.rule {
         if rule.as_deref() != Some(want.as_str()) {
-            problems.push(format!("expected rule {want}, got {}", rule.as_deref().unwrap_or("none")));
+            problems.push(format!(
+                "expected rule {want}, got {}",
+                rule.as_deref().unwrap_or("none")
+            ));
         }
     }
     if let Some(want) = &c.column {
         let got = d.refusal.as_ref().and_then(|r| r.column.clone());
         if got.as_deref() != Some(want.as_str()) {
-            problems.push(format!("expected column {want}, got {}", got.as_deref().unwrap_or("none")));
+            problems.push(format!(
+                "expected column {want}, got {}",
+                got.as_deref().unwrap_or("none")
+            ));
         }
     }
     if let Some(want) = &c.masked {
@@ -279,7 +294,12 @@ fn run_case(policy: &Policy, catalog: &Catalog, number: usize, c: &TestCase) -> 
         message: if problems.is_empty() {
             format!("{} as {}: {detail}", c.sql, c.role)
         } else {
-            format!("{} as {}: {} ({detail})", c.sql, c.role, problems.join("; "))
+            format!(
+                "{} as {}: {} ({detail})",
+                c.sql,
+                c.role,
+                problems.join("; ")
+            )
         },
     }
 }
@@ -293,9 +313,14 @@ pub fn check_against(policy: &Policy, catalog: &Catalog) -> Vec<String> {
         .values()
         .filter(|r| !crate::analyse::is_system_schema(&r.schema))
         .flat_map(|r| {
-            r.columns
-                .iter()
-                .map(move |c| (r.schema.as_str(), r.name.as_str(), c.name.as_str(), c.type_oid))
+            r.columns.iter().map(move |c| {
+                (
+                    r.schema.as_str(),
+                    r.name.as_str(),
+                    c.name.as_str(),
+                    c.type_oid,
+                )
+            })
         })
         .collect();
     for c in &policy.classifications {
@@ -312,7 +337,10 @@ pub fn check_against(policy: &Policy, catalog: &Catalog) -> Vec<String> {
     for r in &policy.rules {
         for role in r.roles.iter().chain(&r.except_roles) {
             if catalog.role(role).is_none() {
-                warnings.push(format!("rule {} ({}): role \"{role}\" does not exist", r.name, r.origin));
+                warnings.push(format!(
+                    "rule {} ({}): role \"{role}\" does not exist",
+                    r.name, r.origin
+                ));
             }
         }
         for t in &r.targets {
@@ -341,8 +369,15 @@ pub fn check_against(policy: &Policy, catalog: &Catalog) -> Vec<String> {
                 }
             }
         }
-        if r.read.is_none() && r.write == Some(Permit::Allow) && r.roles.is_empty() && r.except_roles.is_empty() {
-            warnings.push(format!("rule {} ({}): lets everyone write what it covers", r.name, r.origin));
+        if r.read.is_none()
+            && r.write == Some(Permit::Allow)
+            && r.roles.is_empty()
+            && r.except_roles.is_empty()
+        {
+            warnings.push(format!(
+                "rule {} ({}): lets everyone write what it covers",
+                r.name, r.origin
+            ));
         }
     }
     warnings

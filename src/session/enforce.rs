@@ -55,7 +55,11 @@ impl Verdict {
     pub fn record(&self) -> PolicyRecord {
         let d = &self.decision;
         let (action, rule, columns) = match (&d.refusal, d.masks.is_empty()) {
-            (Some(r), _) => ("deny", Some(r.rule.clone()), r.column.iter().cloned().collect()),
+            (Some(r), _) => (
+                "deny",
+                Some(r.rule.clone()),
+                r.column.iter().cloned().collect(),
+            ),
             (None, false) => {
                 let mut rules: Vec<String> = d.masks.iter().map(|m| m.rule.clone()).collect();
                 rules.dedup();
@@ -81,13 +85,16 @@ impl Verdict {
     }
 }
 
+/// (analysis address, policy generation, condition bits, catalog version).
+type CacheKey = (usize, u64, u64, u64);
+
 /// Per-session policy state.
 #[derive(Debug)]
 pub struct Enforcer {
     /// (analysis address, policy generation, condition bits, catalog
     /// version) → (the analysis, kept alive so the address stays unique;
     /// the role; the decision).
-    cache: HashMap<(usize, u64, u64, u64), (Arc<Analysis>, String, Arc<Decision>)>,
+    cache: HashMap<CacheKey, (Arc<Analysis>, String, Arc<Decision>)>,
     /// A role set by a statement not yet answered, and its request group.
     planned: Option<(String, u64)>,
     /// Refusals whose stand-in has not failed yet: token number → error.
@@ -129,7 +136,10 @@ impl Enforcer {
 
     /// A statement that changes the role was sent in `group`.
     pub fn note_started(&mut self, a: &Analysis, settings: &Settings, group: u64) {
-        if a.effects.iter().any(|e| matches!(e, SessionEffect::Role { .. } | SessionEffect::ResetAll)) {
+        if a.effects
+            .iter()
+            .any(|e| matches!(e, SessionEffect::Role { .. } | SessionEffect::ResetAll))
+        {
             let mut after = settings.clone();
             if let Some((r, _)) = &self.planned {
                 // Chain on the role already planned in this group.
@@ -241,7 +251,13 @@ impl Enforcer {
     /// The Query to send instead of `text` whose statement `index` is
     /// refused: the statements before it (they run, as they would have),
     /// then the stand-in.
-    pub fn refused_query(&mut self, text: &str, index: usize, refusal: &Refusal, out: &mut BytesMut) {
+    pub fn refused_query(
+        &mut self,
+        text: &str,
+        index: usize,
+        refusal: &Refusal,
+        out: &mut BytesMut,
+    ) {
         let token = self.token(refusal);
         let mut sql = String::new();
         if index > 0 {
@@ -299,7 +315,10 @@ impl Enforcer {
         }
         let marker = format!("pgwarden refusal {:016x}-", self.nonce);
         let at = message.find(&marker)? + marker.len();
-        let digits: String = message[at..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = message[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         let n: u64 = digits.parse().ok()?;
         let i = self.outstanding.iter().position(|(t, _)| *t == n)?;
         self.outstanding.remove(i).map(|(_, e)| e)
@@ -360,14 +379,19 @@ mod tests {
         let mut out = BytesMut::new();
         e.refused_query("SELECT 1; SELECT ssn FROM hr.employees", 1, &r, &mut out);
         let body = String::from_utf8_lossy(&out[5..]).to_string();
-        assert!(body.starts_with("SELECT 1;\nSELECT 'pgwarden refusal "), "{body}");
+        assert!(
+            body.starts_with("SELECT 1;\nSELECT 'pgwarden refusal "),
+            "{body}"
+        );
         let token = body
             .split('\'')
             .nth(1)
             .expect("token in the stand-in")
             .to_owned();
         let server = format!("invalid input syntax for type integer: \"{token}\"");
-        assert!(e.swap_error("pgwarden refusal 0000000000000000-1").is_none());
+        assert!(e
+            .swap_error("pgwarden refusal 0000000000000000-1")
+            .is_none());
         let err = e.swap_error(&server).expect("swapped");
         assert_eq!(err.code, "42501");
         assert!(err.message.contains("hr.employees.ssn"));

@@ -3,15 +3,15 @@
 //! settings follow what succeeded, and every finished statement becomes an
 //! audit record. The relay calls in here only when analysis is on.
 
+use super::enforce::{Enforcer, Verdict};
 use super::settings::{parse_search_path, Settings};
+use super::tracking::Portal;
 use super::tracking::{Finished, Tracker};
 use crate::analyse::{Analyses, Analysis, OpaqueCall, SessionEffect, StatementKind};
 use crate::audit::{AuditRecord, SessionContext, StatementRecord};
+use crate::audit::{ErrorInfo, Outcome};
 use crate::catalog::Catalog;
 use crate::context::Context;
-use super::enforce::{Enforcer, Verdict};
-use super::tracking::Portal;
-use crate::audit::{ErrorInfo, Outcome};
 use crate::mask::CellMask;
 use crate::policy::{Env, Policy};
 use crate::protocol::backend::{self as be, error_response, parameter_status, row_description};
@@ -154,17 +154,16 @@ impl Observer {
     /// Decides `a`, about to run in the current request group.
     fn verdict(&mut self, a: &Arc<Analysis>) -> Option<Verdict> {
         let (policy, catalog) = self.policy()?;
-        let roles = self.enforcer.roles_for(&self.settings, self.tracker.group());
+        let roles = self
+            .enforcer
+            .roles_for(&self.settings, self.tracker.group());
         let now = self.now();
         let env = Env {
             now,
             addr: Some(self.session.client_addr.ip()),
             application: &self.session.application_name,
         };
-        Some(
-            self.enforcer
-                .verdict(&policy, &catalog, a, &roles, &env),
-        )
+        Some(self.enforcer.verdict(&policy, &catalog, a, &roles, &env))
     }
 
     /// Looks at one frontend message before it is forwarded; a message
@@ -255,8 +254,11 @@ impl Observer {
                 let portal = Reader::new(frame.body(), "Execute").string()?;
                 match self.tracker.portal(portal) {
                     Some(p) => {
-                        self.enforcer
-                            .note_started(&p.analysis, &self.settings, self.tracker.group());
+                        self.enforcer.note_started(
+                            &p.analysis,
+                            &self.settings,
+                            self.tracker.group(),
+                        );
                         self.tracker
                             .start(p.analysis, None, p.verdict, Some(p.formats));
                     }
@@ -335,7 +337,8 @@ impl Observer {
                     mine.put(out);
                     self.ctx.metrics.statements_refused.inc();
                     if let Some(mut f) = self.tracker.error(mine.code, &mine.message) {
-                        f.outcome = Outcome::Refused(ErrorInfo::new(mine.code, mine.message.clone()));
+                        f.outcome =
+                            Outcome::Refused(ErrorInfo::new(mine.code, mine.message.clone()));
                         self.record(f);
                     }
                     return true;

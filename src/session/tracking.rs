@@ -184,7 +184,9 @@ impl Tracker {
                         .or_insert_with(|| a.clone());
                 }
                 crate::analyse::SessionEffect::DeclareCursor(name) => {
-                    self.cursors.entry(name.clone()).or_insert_with(|| a.clone());
+                    self.cursors
+                        .entry(name.clone())
+                        .or_insert_with(|| a.clone());
                 }
                 _ => {}
             }
@@ -195,7 +197,8 @@ impl Tracker {
     /// that this request group parsed it (an error before any Execute, e.g.
     /// an unknown table, is then still recorded against it).
     pub fn parse(&mut self, name: &str, analysis: Arc<Analysis>, verdict: Option<Verdict>) {
-        self.parsed.push_back((self.group, analysis.clone(), verdict));
+        self.parsed
+            .push_back((self.group, analysis.clone(), verdict));
         self.statements.insert(name.to_owned(), analysis);
     }
 
@@ -270,8 +273,11 @@ impl Tracker {
         let answering = self.ready_seen;
         if self.pending.front().is_none_or(|p| p.group != answering) {
             // Nothing executed in this group: the error is the Parse's.
-            let (_, analysis, verdict) =
-                self.parsed.iter().find(|(g, _, _)| *g == answering)?.clone();
+            let (_, analysis, verdict) = self
+                .parsed
+                .iter()
+                .find(|(g, _, _)| *g == answering)?
+                .clone();
             self.parsed.retain(|(g, _, _)| *g != answering);
             let now = Instant::now();
             return Some(Finished {
