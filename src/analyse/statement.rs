@@ -729,6 +729,13 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
             f.effects.push(SessionEffect::CatalogChanged);
         }
         NodeEnum::ViewStmt(v) => {
+            // The definition reads its sources: recorded (and decided) here,
+            // because a temporary view's definition never reaches the
+            // catalog snapshot and could otherwise hide what it reads.
+            if let Some(q) = v.query.as_deref().and_then(|n| n.node.as_ref()) {
+                let cols = dml_returning(w, q, None);
+                mark_outputs(w, &cols, Usage::Output);
+            }
             if let Some(r) = &v.view {
                 if r.relpersistence == "t" {
                     f.effects

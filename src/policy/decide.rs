@@ -145,6 +145,7 @@ impl Policy {
         for acc in &a.accesses {
             let (schema, table) = (acc.relation.schema.as_str(), acc.relation.name.as_str());
             let unknown_relation = catalog.relation_in(schema, table).is_none();
+
             let touches_star =
                 acc.output.contains("*") || acc.filter.contains("*") || acc.written.contains("*");
             if unknown_relation
@@ -258,12 +259,18 @@ impl Policy {
         }
         // Not knowing what it touches counts as touching what is protected,
         // when this database holds anything protected at all.
+        // A relation the catalog does not know could be a view over
+        // anything (only this session's temporary tables are its own).
         let protected = if a.accesses.is_empty() {
             self.protects_anything(catalog)
         } else {
-            a.accesses
-                .iter()
-                .any(|acc| self.protects_table(&acc.relation.schema, &acc.relation.name))
+            a.accesses.iter().any(|acc| {
+                let (schema, table) = (&acc.relation.schema, &acc.relation.name);
+                self.protects_table(schema, table)
+                    || (schema != "pg_temp"
+                        && catalog.relation_in(schema, table).is_none()
+                        && self.protects_anything(catalog))
+            })
         };
         if !protected || self.defaults.unanalysed == Permit::Allow {
             return None;
