@@ -113,7 +113,7 @@ async fn loads_hr_schema_views_and_system_catalogs() {
     // Loaded once, then served from memory with the same version.
     let again = catalogs.get("hr_cat").await.expect("catalog");
     assert!(Arc::ptr_eq(&c, &again));
-    assert_eq!(again.version, 1);
+    assert_eq!(again.version, c.version);
 }
 
 #[tokio::test]
@@ -210,7 +210,7 @@ async fn request_reload_picks_up_changes_in_background() {
         assert!(Instant::now() < deadline, "reload did not happen");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    assert_eq!(v2.version, v1.version + 1);
+    assert!(v2.version > v1.version);
     // Let any second coalesced reload finish: it finds nothing new.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(catalogs.current("cat_request").unwrap().version, v2.version);
@@ -233,8 +233,8 @@ async fn concurrent_first_gets_load_once() {
     for g in gets {
         snapshots.push(g.await.expect("task"));
     }
+    // One load for all of them (versions are global, so no fixed number).
     assert!(snapshots.iter().all(|s| Arc::ptr_eq(s, &snapshots[0])));
-    assert_eq!(snapshots[0].version, 1);
 }
 
 #[tokio::test]
@@ -257,7 +257,7 @@ async fn periodic_refresh_and_reconnect_after_termination() {
     loop {
         let c = catalogs.current("cat_periodic").expect("loaded");
         if c.relation_in("public", "later").is_some() {
-            assert_eq!(c.version, v1.version + 1);
+            assert!(c.version > v1.version);
             break;
         }
         assert!(Instant::now() < deadline, "periodic refresh did not happen");
