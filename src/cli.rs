@@ -1,4 +1,4 @@
-//! Command line: `pgwarden serve` and `pgwarden demo`.
+//! Command line: `pgwarden serve`, `pgwarden demo` and `pgwarden audit`.
 
 use crate::config::{self, Config, LogFormat};
 use crate::server::Server;
@@ -23,6 +23,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Start a throwaway PostgreSQL with the HR demo database and the proxy in front of it.
     Demo(crate::demo::DemoArgs),
+    /// Audit log tools: make a signing key, verify the log's integrity.
+    Audit(crate::audit::cli::AuditArgs),
 }
 
 /// Options of `pgwarden serve`; flags override the config file.
@@ -90,6 +92,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Demo(args) => runtime.block_on(crate::demo::run(args)),
+        // Offline file tools with exit codes of their own (0, 1, 2).
+        Command::Audit(args) => return crate::audit::cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
