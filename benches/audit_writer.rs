@@ -1,13 +1,18 @@
 //! Records per second one audit writer sustains to a file: a sender task
 //! queues realistic statement records (3 relations, a dozen columns) as fast
 //! as it can; each sample ends with `shutdown`, so the time includes draining
-//! and the final fsync. Goal: at least 200,000 records/s.
+//! and the final fsync. Goal: at least 200,000 records/s. Every line is
+//! hash-chained; `_signed` adds Ed25519 checkpoints every 1000 records
+//! (`audit.signing_key`), and `chain_hash`/`sign_checkpoint` time those
+//! two costs alone.
 //!
 //! `cargo bench --bench audit_writer`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ed25519_dalek::Signer as _;
 use pgwarden::analyse::{Analysis, OpaqueCall, RelationAccess, RelationName, StatementKind};
-use pgwarden::audit::{AuditLog, AuditRecord, SessionContext, StatementRecord};
+use pgwarden::audit::checkpoint::signed_message;
+use pgwarden::audit::{chain, keys, AuditLog, AuditRecord, SessionContext, StatementRecord};
 use pgwarden::config::AuditConfig;
 use pgwarden::metrics::Metrics;
 use std::sync::Arc;
@@ -84,11 +89,16 @@ fn record(session: &Arc<SessionContext>, analysis: &Arc<Analysis>, i: u64) -> St
 }
 
 /// Queues `n` records and shuts the writer down; returns the elapsed time
-/// and the bytes written.
-fn run(rt: &tokio::runtime::Runtime, n: u64) -> (Duration, u64) {
+/// and the bytes written. `signed` adds a signing key.
+fn run(rt: &tokio::runtime::Runtime, n: u64, signed: bool) -> (Duration, u64) {
     let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("audit.key");
+    if signed {
+        keys::generate(&key).expect("keygen");
+    }
     let config = AuditConfig {
         path: Some(dir.path().join("audit.log")),
+        signing_key: signed.then_some(key),
         ..AuditConfig::default()
     };
     let analysis = analysis();
@@ -110,7 +120,9 @@ fn run(rt: &tokio::runtime::Runtime, n: u64) -> (Duration, u64) {
     });
     let bytes = std::fs::read_dir(dir.path())
         .expect("read dir")
-        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("audit.log"))
+        .filter_map(|e| e.metadata().ok())
         .map(|m| m.len())
         .sum();
     (elapsed, bytes)
@@ -122,22 +134,28 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    // One plain figure first, easy to quote.
+    // Plain figures first, easy to quote.
     let n = 500_000;
-    let (t, bytes) = run(&rt, n);
-    println!(
-        "audit writer: {n} records of {} bytes in {:.2?} = {:.0} records/s ({:.0} MB/s)",
-        bytes / n,
-        t,
-        n as f64 / t.as_secs_f64(),
-        bytes as f64 / t.as_secs_f64() / 1e6
-    );
+    for signed in [false, true] {
+        let (t, bytes) = run(&rt, n, signed);
+        println!(
+            "audit writer{}: {n} records of {} bytes in {:.2?} = {:.0} records/s ({:.0} MB/s)",
+            if signed { " (signed)" } else { "" },
+            bytes / n,
+            t,
+            n as f64 / t.as_secs_f64(),
+            bytes as f64 / t.as_secs_f64() / 1e6
+        );
+    }
     let mut g = c.benchmark_group("audit_writer");
     g.throughput(Throughput::Elements(1));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
     g.bench_function("statement_records_to_file", |b| {
-        b.iter_custom(|iters| run(&rt, iters).0)
+        b.iter_custom(|iters| run(&rt, iters, false).0)
+    });
+    g.bench_function("statement_records_to_file_signed", |b| {
+        b.iter_custom(|iters| run(&rt, iters, true).0)
     });
     // The CPU part alone: what one core can format, without the file.
     let (session, analysis) = (session(), analysis());
@@ -149,6 +167,19 @@ fn bench(c: &mut Criterion) {
             serde_json::to_writer(&mut buf, &r).expect("serialize");
             std::hint::black_box(&buf);
         })
+    });
+    // What chaining adds to a record: the SHA-256 of its line.
+    buf.clear();
+    let r = AuditRecord::from(record(&session, &analysis, 1));
+    serde_json::to_writer(&mut buf, &r).expect("serialize");
+    g.bench_function("chain_hash", |b| {
+        b.iter(|| std::hint::black_box(chain::line_hash(std::hint::black_box(&buf))))
+    });
+    // What one checkpoint costs (one per `sign_interval_records` records).
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let checkpoint = [b'x'; 420];
+    g.bench_function("sign_checkpoint", |b| {
+        b.iter(|| std::hint::black_box(key.sign(&signed_message(&checkpoint))))
     });
     g.finish();
 }

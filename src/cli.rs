@@ -1,4 +1,4 @@
-//! Command line: `pgwarden serve` and `pgwarden demo`.
+//! Command line: `pgwarden serve`, `pgwarden demo` and `pgwarden audit`.
 
 use crate::config::{self, Config, LogFormat};
 use crate::server::Server;
@@ -25,6 +25,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Check, explain and test column-level policies.
     Policy(crate::policy::command::PolicyArgs),
+    /// Audit log tools: make a signing key, verify the log's integrity.
+    Audit(crate::audit::cli::AuditArgs),
 }
 
 /// Options of `pgwarden serve`; flags override the config file.
@@ -97,13 +99,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Command::Policy(args) = cli.command {
-        return runtime.block_on(crate::policy::command::run(args));
-    }
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Demo(args) => runtime.block_on(crate::demo::run(args)),
-        Command::Policy(_) => Ok(()),
+        // Tools with exit codes of their own (0 fine, 1 findings, 2 errors).
+        Command::Policy(args) => return runtime.block_on(crate::policy::command::run(args)),
+        Command::Audit(args) => return crate::audit::cli::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -647,7 +647,12 @@ async fn evasions_are_refused() {
     refused_both(&a, "SELECT ssn FROM hr.employees", ssn).await;
     // A view made to hide the column cannot even be created (a temporary
     // view's definition never reaches the catalog, so it is decided here).
-    refused_both(&a, "CREATE TEMP VIEW innocent AS SELECT ssn AS x FROM hr.employees", ssn).await;
+    refused_both(
+        &a,
+        "CREATE TEMP VIEW innocent AS SELECT ssn AS x FROM hr.employees",
+        ssn,
+    )
+    .await;
     // A permanent one made by someone allowed to is seen through.
     let pg = pg();
     let su = common::superuser(&pg, DB).await;

@@ -20,7 +20,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The ECS version the field names follow.
-const ECS_VERSION: &str = "8.11.0";
+pub(crate) const ECS_VERSION: &str = "8.11.0";
 
 impl Serialize for AuditRecord {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -32,7 +32,7 @@ impl Serialize for AuditRecord {
 }
 
 /// `@timestamp`: RFC 3339, UTC, microseconds.
-struct Timestamp(SystemTime);
+pub(crate) struct Timestamp(pub(crate) SystemTime);
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -6,14 +6,27 @@
 //! [`Arc<SessionContext>`](SessionContext) and the analyser's `Arc<Analysis>`
 //! and hands them to its [`AuditHandle`]; [`AuditLog::start`] opens the sink
 //! and [`AuditTask::shutdown`] drains it.
+//!
+//! Every line is hash-chained to the one before ([`chain`]); with a signing
+//! key the writer adds Ed25519-signed checkpoints ([`checkpoint`]), which
+//! [`verify`] (and `pgwarden audit verify`) checks.
 
+pub mod chain;
+pub mod checkpoint;
+pub mod cli;
 mod json;
+pub mod keys;
+mod lines;
 mod record;
+mod scan;
 mod sink;
+pub mod verify;
 mod writer;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod verify_tests;
 
 pub use record::{
     AuditRecord, ConnectionEvent, ConnectionRecord, ErrorInfo, Outcome, PolicyRecord,
@@ -35,6 +48,9 @@ pub enum AuditError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// `audit.signing_key` could not be read.
+    #[error("audit.signing_key {0}")]
+    Key(#[from] keys::KeyError),
     /// [`AuditLog::start`] was called outside a tokio runtime.
     #[error("the audit writer must be started inside a tokio runtime")]
     NoRuntime,

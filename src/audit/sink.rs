@@ -1,8 +1,14 @@
 //! Where audit lines go: stdout, or a file rotated by size. Both run on the
 //! blocking pool (see `writer.rs`), so plain `std::io` is right here.
+//!
+//! The writer decides where a file ends, as it serializes (it puts a signed
+//! checkpoint there): it asks [`Sink::needs_rotation`] before each line and
+//! marks the place with [`Sink::rotate_here`]; the file sink rotates when its
+//! writing reaches a mark.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,9 +39,42 @@ impl Sink {
             max_size: max_size.max(1),
             keep,
             rotate_after: None,
+            planned: 0,
+            marks: VecDeque::new(),
+            written: 0,
         };
         f.reopen()?;
+        f.end_partial_line()?;
+        f.planned = f.size;
         Ok(Sink::File(f))
+    }
+
+    /// Whether a line of `len` bytes, about to be queued, should start a new
+    /// file: it would take the current one past `max_file_size` (and the
+    /// current one holds something, and rotation is not failing).
+    pub(crate) fn needs_rotation(&self, len: usize) -> bool {
+        match self {
+            Sink::Stdout => false,
+            Sink::File(f) => {
+                f.planned > 0 && f.planned.saturating_add(len as u64) > f.max_size && f.may_rotate()
+            }
+        }
+    }
+
+    /// Counts a queued line of `len` bytes into the current file.
+    pub(crate) fn queued(&mut self, len: usize) {
+        if let Sink::File(f) = self {
+            f.planned = f.planned.saturating_add(len as u64);
+        }
+    }
+
+    /// Rotates before byte `at` of what will be passed to the next
+    /// [`Sink::write_pending`] (the bytes queued so far).
+    pub(crate) fn rotate_here(&mut self, at: usize) {
+        if let Sink::File(f) = self {
+            f.marks.push_back(f.written.saturating_add(at as u64));
+            f.planned = 0;
+        }
     }
 
     /// Writes whole lines from the front of `pending`, removing what was
@@ -47,7 +86,11 @@ impl Sink {
                 let mut out = io::stdout().lock();
                 write_tracked(&mut out, pending, &mut done).and_then(|()| out.flush())
             }
-            Sink::File(f) => f.write_lines(pending, &mut done),
+            Sink::File(f) => {
+                let r = f.write_lines(pending, &mut done);
+                f.written = f.written.saturating_add(done as u64);
+                r
+            }
         };
         pending.drain(..done);
         result
@@ -87,6 +130,12 @@ pub(crate) struct FileSink {
     keep: u32,
     /// Set after a failed rotation: do not try again before then.
     rotate_after: Option<Instant>,
+    /// Bytes the current file will hold once what is queued is written.
+    planned: u64,
+    /// Where to rotate, as offsets in everything ever passed to `write_pending`.
+    marks: VecDeque<u64>,
+    /// Bytes written so far: the offset of the next `write_pending`'s first byte.
+    written: u64,
 }
 
 impl FileSink {
@@ -101,39 +150,52 @@ impl FileSink {
         Ok(())
     }
 
-    /// Writes `buf[*done..]`, rotating between lines so that no file grows
-    /// past `max_size` unless one line alone is larger.
+    /// A crash mid-write can leave a partial last line; ending it keeps the
+    /// next line whole (verification then reports the cut one).
+    fn end_partial_line(&mut self) -> io::Result<()> {
+        if self.size == 0 {
+            return Ok(());
+        }
+        let mut last = [0u8];
+        let mut reader = File::open(&self.path)?;
+        reader.seek(SeekFrom::Start(self.size - 1))?;
+        reader.read_exact(&mut last)?;
+        if last != *b"\n" {
+            if let Some(f) = self.file.as_mut() {
+                f.write_all(b"\n")?;
+                self.size += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `buf[*done..]`, rotating where the writer marked it.
     fn write_lines(&mut self, buf: &[u8], done: &mut usize) -> io::Result<()> {
         while *done < buf.len() {
             if self.file.is_none() {
                 self.reopen()?;
             }
-            let rest = &buf[*done..];
-            let room =
-                usize::try_from(self.max_size.saturating_sub(self.size)).unwrap_or(usize::MAX);
-            let len = if rest.len() <= room {
-                rest.len()
-            } else if let Some(i) = rest[..room].iter().rposition(|&b| b == b'\n') {
-                i + 1
-            } else if self.size == 0 {
-                // One line larger than a whole file: it gets a file of its own.
-                rest.iter()
-                    .position(|&b| b == b'\n')
-                    .map_or(rest.len(), |i| i + 1)
-            } else if self.may_rotate() {
+            let at = self.written.saturating_add(*done as u64);
+            // Marks behind `at` cannot happen; dropping them keeps a bug harmless.
+            while self.marks.front().is_some_and(|&m| m < at) {
+                self.marks.pop_front();
+            }
+            if self.marks.front() == Some(&at) {
+                self.marks.pop_front();
                 self.rotate()?;
                 continue;
-            } else {
-                // Rotation is failing: keep appending rather than lose records.
-                rest.len()
-            };
+            }
+            let end = self
+                .marks
+                .front()
+                .and_then(|&m| usize::try_from(m.saturating_sub(self.written)).ok())
+                .map_or(buf.len(), |m| m.min(buf.len()));
             let Some(file) = self.file.as_mut() else {
                 continue;
             };
-            let mut written = 0;
-            let r = write_tracked(file, &rest[..len], &mut written);
-            *done += written;
-            self.size += written as u64;
+            let before = *done;
+            let r = write_tracked(file, buf.get(..end).unwrap_or(buf), done);
+            self.size += (*done - before) as u64;
             r?;
         }
         Ok(())
@@ -174,6 +236,8 @@ impl FileSink {
             "audit log rotation failed; appending to the current file, retrying in {}s",
             ROTATE_RETRY.as_secs());
         self.rotate_after = Some(Instant::now() + ROTATE_RETRY);
+        // What was planned for the next file goes on in this one.
+        self.planned = self.planned.saturating_add(self.size);
         Ok(())
     }
 }

@@ -487,6 +487,11 @@ fn audit_deploy_example_parses_with_defaults() {
     );
     assert_eq!(c.audit.on_full, AuditOnFull::Block);
     assert!(!c.audit.log_full_text);
+    assert_eq!(c.audit.signing_key, None);
+    assert_eq!(
+        (c.audit.sign_interval, c.audit.sign_interval_records),
+        (d.sign_interval, d.sign_interval_records)
+    );
 }
 
 #[test]

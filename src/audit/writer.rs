@@ -4,6 +4,10 @@
 //! serialize or touch a file; a full queue either makes them wait
 //! (`on_full = "block"`) or drops and counts (`"drop_and_count"`).
 
+use super::chain::Chain;
+use super::checkpoint::Signer;
+use super::keys::load_signing_key;
+use super::lines::{Lines, Signing};
 use super::record::AuditRecord;
 use super::sink::Sink;
 use super::AuditError;
@@ -65,12 +69,24 @@ impl AuditLog {
             return Ok((AuditHandle::disabled(), AuditTask { running: None }));
         };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
-        let sink = Sink::open(path, config.max_file_size, config.keep_files).map_err(|source| {
-            AuditError::Open {
-                path: path.clone(),
-                source,
-            }
-        })?;
+        let open_error = |source| AuditError::Open {
+            path: path.clone(),
+            source,
+        };
+        let signing = match &config.signing_key {
+            Some(k) => Some(Signing::new(
+                Signer::new(load_signing_key(k)?),
+                config.sign_interval_records,
+                config.sign_interval.0,
+            )),
+            None => None,
+        };
+        let sink = Sink::open(path, config.max_file_size, config.keep_files).map_err(open_error)?;
+        // Stdout cannot be read back: each run starts a chain of its own there.
+        let chain = match sink {
+            Sink::Stdout => Chain::new(),
+            Sink::File(_) => Chain::resume(path).map_err(open_error)?,
+        };
         // tokio panics on a zero capacity; validation refuses it, this is belt and braces.
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -87,6 +103,8 @@ impl AuditLog {
             batch: Vec::with_capacity(TARGET_BATCH),
             pending: Vec::new(),
             pending_records: 0,
+            lines: Lines::new(chain, signing),
+            seal: false,
         };
         let counters = Counters {
             records: metrics.audit_records.clone(),
@@ -254,26 +272,33 @@ struct Writer {
     pending: Vec<u8>,
     /// Records in `pending`, counted as written once it empties.
     pending_records: u64,
+    /// Chains the records and adds the checkpoints.
+    lines: Lines,
+    /// Set once the queue is closed and drained: the next write seals.
+    seal: bool,
 }
 
 impl Writer {
+    /// Whether there is anything to write (records, bytes, or a checkpoint).
+    fn has_work(&self) -> bool {
+        !self.batch.is_empty() || !self.pending.is_empty() || self.lines.has_work(self.seal)
+    }
+
     /// Serializes the batch after what is pending and writes it all; returns
     /// the records now on the sink.
     fn write(&mut self) -> io::Result<u64> {
         for record in self.batch.drain(..) {
-            let mark = self.pending.len();
-            match serde_json::to_writer(&mut self.pending, &record) {
-                Ok(()) => {
-                    self.pending.push(b'\n');
-                    self.pending_records += 1;
-                }
-                Err(e) => {
-                    // Cannot happen with these types; keep the log well-formed if it does.
-                    self.pending.truncate(mark);
-                    tracing::error!(error = %e, "audit record could not be serialized");
-                }
+            match self
+                .lines
+                .push_record(&record, &mut self.pending, &mut self.sink)
+            {
+                Ok(()) => self.pending_records += 1,
+                // Cannot happen with these types; the line is left out whole.
+                Err(e) => tracing::error!(error = %e, "audit record could not be serialized"),
             }
         }
+        self.lines
+            .end_batch(&mut self.pending, &mut self.sink, self.seal);
         self.sink.write_pending(&mut self.pending)?;
         if self.pending.capacity() > PENDING_LIMIT {
             self.pending = Vec::new();
@@ -301,11 +326,13 @@ async fn run(
             let _ = g.wait_for(|paused| !*paused).await;
         }
         if !closing && writer.pending.len() < PENDING_LIMIT {
+            let checkpoint = writer.lines.checkpoint_deadline().map(Instant::from_std);
             closing = gather(
                 &mut rx,
                 &mut writer.batch,
                 &stop,
                 !writer.pending.is_empty(),
+                checkpoint,
             )
             .await;
         }
@@ -315,11 +342,13 @@ async fn run(
             if room > 0 {
                 rx.recv_many(&mut writer.batch, room).await;
             }
+            // The last batch ends with the seal.
+            writer.seal = rx.is_empty();
         }
         counters
             .queue
             .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
-        if writer.batch.is_empty() && writer.pending.is_empty() {
+        if !writer.has_work() {
             if closing {
                 break;
             }
@@ -383,13 +412,15 @@ async fn run(
 
 /// Collects records into `batch` until it reaches [`TARGET_BATCH`] or the
 /// first record has waited [`FLUSH_INTERVAL`]; with bytes already pending
-/// (a failed write to retry) it takes only what is queued. Returns true
-/// when the queue is closing.
+/// (a failed write to retry) it takes only what is queued. An idle queue is
+/// left at `checkpoint` (a checkpoint is due). Returns true when the queue
+/// is closing.
 async fn gather(
     rx: &mut mpsc::Receiver<AuditRecord>,
     batch: &mut Vec<AuditRecord>,
     stop: &CancellationToken,
     retrying: bool,
+    checkpoint: Option<Instant>,
 ) -> bool {
     if retrying {
         while batch.len() < MAX_BATCH {
@@ -438,6 +469,8 @@ async fn gather(
                     }
                     started = Instant::now();
                 }
+                _ = tokio::time::sleep_until(checkpoint.unwrap_or_else(Instant::now)),
+                    if checkpoint.is_some() => return false,
             }
             continue;
         }

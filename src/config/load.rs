@@ -228,6 +228,18 @@ fn validate_audit(a: &super::AuditConfig) -> Result<(), (String, String)> {
     if a.queue_capacity == 0 || a.queue_capacity > (1 << 24) {
         return bad("audit.queue_capacity", "must be between 1 and 16777216");
     }
+    if a.sign_interval.0 < std::time::Duration::from_millis(10) {
+        return bad("audit.sign_interval", "must be at least 10ms");
+    }
+    if a.sign_interval_records == 0 {
+        return bad("audit.sign_interval_records", "must be at least 1");
+    }
+    if let Some(key) = &a.signing_key {
+        // Read now, so a bad key stops the start instead of the first checkpoint.
+        if let Err(e) = crate::audit::keys::load_signing_key(key) {
+            return Err(("audit.signing_key".into(), e.to_string()));
+        }
+    }
     Ok(())
 }
 

@@ -249,6 +249,13 @@ pub struct AuditConfig {
     pub on_full: AuditOnFull,
     /// Also record the statement text with its literals. Default false.
     pub log_full_text: bool,
+    /// Ed25519 private key (PEM PKCS#8, see `pgwarden audit keygen`) that
+    /// signs checkpoints. Default none: the lines are hash-chained, unsigned.
+    pub signing_key: Option<PathBuf>,
+    /// Longest a line waits for a signed checkpoint. Default `10s`.
+    pub sign_interval: HumanDuration,
+    /// Lines between signed checkpoints at most. Default 1000.
+    pub sign_interval_records: u64,
 }
 
 impl Default for AuditConfig {
@@ -260,6 +267,9 @@ impl Default for AuditConfig {
             queue_capacity: 65_536,
             on_full: AuditOnFull::Block,
             log_full_text: false,
+            signing_key: None,
+            sign_interval: HumanDuration::from_secs(10),
+            sign_interval_records: 1000,
         }
     }
 }
