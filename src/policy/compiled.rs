@@ -87,6 +87,29 @@ pub struct Rule {
     pub origin: String,
 }
 
+/// A compiled `[[limit]]`.
+#[derive(Debug, Clone)]
+pub struct Limit {
+    /// Its name.
+    pub name: Arc<str>,
+    /// Roles it applies to; empty = everyone.
+    pub roles: Vec<String>,
+    /// Roles it never applies to.
+    pub except_roles: Vec<String>,
+    /// Tables it covers.
+    pub targets: Vec<Target>,
+    /// Per-statement alert threshold.
+    pub alert_rows: Option<u64>,
+    /// Per-statement block threshold.
+    pub block_rows: Option<u64>,
+    /// Window length.
+    pub window: std::time::Duration,
+    /// Per-window alert threshold.
+    pub alert_rows_per_window: Option<u64>,
+    /// Per-window block threshold.
+    pub block_rows_per_window: Option<u64>,
+}
+
 /// A classification.
 #[derive(Debug, Clone)]
 pub struct Classification {
@@ -109,6 +132,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Opaque functions allowed for everyone (`schema.name`).
     pub allowed_functions: HashSet<String>,
+    /// Bulk-extraction limits.
+    pub limits: Vec<Arc<Limit>>,
     /// Increases with every load, so nothing cached outlives its policy.
     pub generation: u64,
     /// Files it came from.
@@ -186,10 +211,33 @@ impl Policy {
         v
     }
 
-    /// Whether the policy protects anything at all (no classifications and
-    /// no rules: every statement passes untouched).
+    /// Whether the policy protects anything at all (no classifications,
+    /// rules or limits: every statement passes untouched).
     pub fn is_empty(&self) -> bool {
-        self.classifications.is_empty() && self.rules.is_empty()
+        self.classifications.is_empty() && self.rules.is_empty() && self.limits.is_empty()
+    }
+
+    /// The limits that apply to `roles` reading `schema.table`.
+    pub fn limits_for<'p>(
+        &'p self,
+        roles: &'p RoleSet,
+        schema: &'p str,
+        table: &'p str,
+        catalog: &'p crate::catalog::Catalog,
+    ) -> impl Iterator<Item = &'p Arc<Limit>> + 'p {
+        self.limits.iter().filter(move |l| {
+            (l.roles.is_empty() || l.roles.iter().any(|r| roles.has(r)))
+                && !l.except_roles.iter().any(|r| roles.has(r))
+                && l.targets.iter().any(|t| match t {
+                    Target::All => true,
+                    Target::Name(p) => p.matches_table(schema, table),
+                    Target::Class(c) => catalog.relation_in(schema, table).is_some_and(|r| {
+                        r.columns
+                            .iter()
+                            .any(|col| self.classify(schema, table, &col.name) == Some(*c))
+                    }),
+                })
+        })
     }
 
     /// The most specific classification of a column, if any.

@@ -2,7 +2,7 @@
 //! is looked up for the session's roles; the first refusal wins, masks are
 //! planned per result column.
 
-use super::compiled::{Policy, ReadAction, RoleSet};
+use super::compiled::{Limit, Policy, ReadAction, RoleSet};
 use super::condition::Env;
 use super::file::Permit;
 use crate::analyse::{Analysis, StatementKind};
@@ -47,18 +47,20 @@ pub struct PlannedMask {
 }
 
 /// The decision for one statement.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct Decision {
     /// Refused, and why; `None` = it may run.
     pub refusal: Option<Refusal>,
     /// Result columns to mask (empty when refused or nothing is masked).
     pub masks: Vec<PlannedMask>,
+    /// Row limits on what it reads, with the table each one is for.
+    pub limits: Vec<(Arc<Limit>, String)>,
 }
 
 impl Decision {
     /// Nothing to do: forward untouched.
     pub fn allows_untouched(&self) -> bool {
-        self.refusal.is_none() && self.masks.is_empty()
+        self.refusal.is_none() && self.masks.is_empty() && self.limits.is_empty()
     }
 }
 
@@ -104,7 +106,7 @@ fn deny(
             column: Some(column),
             reason: reason.into(),
         }),
-        masks: Vec::new(),
+        ..Decision::default()
     }
 }
 
@@ -135,6 +137,24 @@ impl Policy {
         if self.is_empty() {
             return Decision::default();
         }
+        let mut d = self.decide_access(a, catalog, who);
+        if d.refusal.is_none() && !self.limits.is_empty() {
+            // Rows returned count against the limits of every table whose
+            // columns reach the output.
+            for acc in a.accesses.iter().filter(|acc| !acc.output.is_empty()) {
+                let (schema, table) = (acc.relation.schema.as_str(), acc.relation.name.as_str());
+                for l in self.limits_for(who.roles, schema, table, catalog) {
+                    if !d.limits.iter().any(|(x, _)| Arc::ptr_eq(x, l)) {
+                        d.limits.push((l.clone(), format!("{schema}.{table}")));
+                    }
+                }
+            }
+        }
+        d
+    }
+
+    /// Column access: deny, mask or allow.
+    fn decide_access(&self, a: &Analysis, catalog: &Catalog, who: &Asker<'_>) -> Decision {
         if let Some(d) = self.decide_unanalysed(a, catalog) {
             return d;
         }
@@ -259,18 +279,15 @@ impl Policy {
         }
         // Not knowing what it touches counts as touching what is protected,
         // when this database holds anything protected at all.
-        // A relation the catalog does not know could be a view over
-        // anything (only this session's temporary tables are its own).
+        // A relation missing from the snapshot is missing from the server:
+        // sessions reload the catalog before analysing a statement that
+        // names one (see `session::relay`), so PostgreSQL will refuse it too.
         let protected = if a.accesses.is_empty() {
             self.protects_anything(catalog)
         } else {
-            a.accesses.iter().any(|acc| {
-                let (schema, table) = (&acc.relation.schema, &acc.relation.name);
-                self.protects_table(schema, table)
-                    || (schema != "pg_temp"
-                        && catalog.relation_in(schema, table).is_none()
-                        && self.protects_anything(catalog))
-            })
+            a.accesses
+                .iter()
+                .any(|acc| self.protects_table(&acc.relation.schema, &acc.relation.name))
         };
         if !protected || self.defaults.unanalysed == Permit::Allow {
             return None;
@@ -281,7 +298,7 @@ impl Policy {
                 column: None,
                 reason: format!("pgwarden cannot fully analyse this statement ({why}), and it may touch protected data"),
             }),
-            masks: Vec::new(),
+            ..Decision::default()
         })
     }
 
@@ -307,7 +324,7 @@ impl Policy {
                     call.function, who.roles.role
                 ),
             }),
-            masks: Vec::new(),
+            ..Decision::default()
         })
     }
 
@@ -439,6 +456,7 @@ impl Policy {
         Decision {
             refusal: None,
             masks,
+            limits: Vec::new(),
         }
     }
 }

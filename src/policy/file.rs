@@ -25,6 +25,36 @@ pub struct PolicyFile {
     pub rules: Vec<RuleSpec>,
     /// Opaque code that may run for roles without full access.
     pub functions: Option<FunctionsSpec>,
+    /// Bulk-extraction limits.
+    #[serde(default, rename = "limit")]
+    pub limits: Vec<LimitSpec>,
+}
+
+/// `[[limit]]`: how many rows of some tables a role may read, per statement
+/// and per user in a sliding window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitSpec {
+    /// Unique name, quoted in errors, alerts and audit records.
+    pub name: String,
+    /// Roles it applies to (members too); `*` = everyone.
+    pub roles: Vec<String>,
+    /// Roles (and their members) it does not apply to.
+    #[serde(default)]
+    pub except_roles: Vec<String>,
+    /// Tables (`schema.table`, wildcards) or classification names: a table
+    /// counts when any of its columns has the class.
+    pub on: Vec<String>,
+    /// Alert when one statement returns more rows than this.
+    pub alert_rows: Option<u64>,
+    /// Stop the statement when it would return more rows than this.
+    pub block_rows: Option<u64>,
+    /// The sliding window of the per-window limits (default `1h`).
+    pub window: Option<crate::config::HumanDuration>,
+    /// Alert when a user's rows in the window exceed this.
+    pub alert_rows_per_window: Option<u64>,
+    /// Stop statements once a user's rows in the window would exceed this.
+    pub block_rows_per_window: Option<u64>,
 }
 
 /// Enforce or only watch.

@@ -257,6 +257,85 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
             });
         }
     }
+    for p in &parsed {
+        for (i, l) in p.file.limits.iter().enumerate() {
+            let at = |f: &str| format!("limit[{i}].{f}");
+            if let Some(prev) = names.insert(l.name.clone(), p.origin.clone()) {
+                return Err(invalid(
+                    p,
+                    &at("name"),
+                    format!("\"{}\" is also defined in {prev}", l.name),
+                ));
+            }
+            if l.roles.is_empty() {
+                return Err(invalid(
+                    p,
+                    &at("roles"),
+                    "name at least one role, or \"*\" for everyone",
+                ));
+            }
+            if l.on.is_empty() {
+                return Err(invalid(
+                    p,
+                    &at("on"),
+                    "name at least one table or classification",
+                ));
+            }
+            if l.alert_rows.is_none()
+                && l.block_rows.is_none()
+                && l.alert_rows_per_window.is_none()
+                && l.block_rows_per_window.is_none()
+            {
+                return Err(invalid(p, &at("block_rows"), "a limit needs at least one of alert_rows, block_rows, alert_rows_per_window, block_rows_per_window"));
+            }
+            let window = l
+                .window
+                .map_or(std::time::Duration::from_secs(3600), |w| w.0);
+            if window.is_zero() {
+                return Err(invalid(p, &at("window"), "must be more than 0s"));
+            }
+            let mut targets = Vec::new();
+            for (j, t) in l.on.iter().enumerate() {
+                targets.push(if t == "*" {
+                    Target::All
+                } else if t.contains('.') {
+                    Target::Name(
+                        Pattern::parse(t).map_err(|m| invalid(p, &at(&format!("on[{j}]")), m))?,
+                    )
+                } else {
+                    Target::Class(
+                        policy
+                            .classifications
+                            .iter()
+                            .position(|c| &c.name == t)
+                            .ok_or_else(|| {
+                                invalid(
+                                    p,
+                                    &at(&format!("on[{j}]")),
+                                    format!("\"{t}\" is not a classification"),
+                                )
+                            })?,
+                    )
+                });
+            }
+            let everyone = l.roles.iter().any(|x| x == "*");
+            policy.limits.push(Arc::new(super::compiled::Limit {
+                name: Arc::from(l.name.as_str()),
+                roles: if everyone {
+                    Vec::new()
+                } else {
+                    l.roles.clone()
+                },
+                except_roles: l.except_roles.clone(),
+                targets,
+                alert_rows: l.alert_rows,
+                block_rows: l.block_rows,
+                window,
+                alert_rows_per_window: l.alert_rows_per_window,
+                block_rows_per_window: l.block_rows_per_window,
+            }));
+        }
+    }
     if policy.rules.len() > 64 && policy.rules.iter().skip(64).any(|r| r.when.is_some()) {
         tracing::info!("more than 64 rules: conditions past the 64th are evaluated per statement");
     }

@@ -544,12 +544,19 @@ impl Session {
                 .as_deref()
                 .is_some_and(|u| u.contains("does not exist"))
         });
-        // A name created by another session: reload, but not in a tight loop.
-        let retry_missing = missing
-            && self
-                .last_reload
-                .is_none_or(|t| t.elapsed() > Duration::from_millis(500));
-        if stale || retry_missing {
+        // A name created by another session: reload, but not in a tight
+        // loop. The reload is never skipped, only delayed: a policy trusts
+        // that a relation missing from the snapshot is missing on the server
+        // (it could be a new view over protected columns).
+        if missing {
+            if let Some(t) = self.last_reload {
+                let gap = Duration::from_millis(500);
+                if t.elapsed() < gap {
+                    tokio::time::sleep(gap - t.elapsed()).await;
+                }
+            }
+        }
+        if stale || missing {
             obs.catalog_stale = false;
             self.last_reload = Some(Instant::now());
             match self.ctx.catalogs.reload_now(&self.info.database).await {
