@@ -1,8 +1,11 @@
 //! What every task shares: the live configuration, TLS material, the cancel
 //! registry, metrics and the shutdown signal.
 
+use crate::alert::{Alert, AlertSink};
 use crate::analyse::Analyser;
 use crate::audit::AuditHandle;
+use crate::audit::AuditRecord;
+use crate::budget::Budgets;
 use crate::cancel::CancelRegistry;
 use crate::catalog::Catalogs;
 use crate::config::Config;
@@ -63,6 +66,10 @@ pub struct Context {
     pub policy: PolicyStore,
     /// Key of `mask:hash`.
     pub mask_key: ArcSwap<HashKey>,
+    /// Windowed counters (rows per user, failed logins), in memory or Redis.
+    pub budgets: Budgets,
+    /// Where alerts go (webhooks; every alert is also an audit record).
+    pub alerts: AlertSink,
 }
 
 impl Context {
@@ -71,6 +78,8 @@ impl Context {
         config: Config,
         metrics: Metrics,
         audit: AuditHandle,
+        budgets: Budgets,
+        alerts: AlertSink,
     ) -> Result<Arc<Self>, TlsError> {
         let tls = TlsMaterial::from_config(&config)?;
         let catalogs = Catalogs::new(&config);
@@ -88,6 +97,8 @@ impl Context {
             next_session_id: AtomicU64::new(1),
             policy: PolicyStore::empty(),
             mask_key: ArcSwap::from_pointee(key),
+            budgets,
+            alerts,
         }))
     }
 
@@ -110,6 +121,17 @@ impl Context {
         self.config.store(Arc::new(config));
         self.load_policy(policy_path.as_deref());
         Ok(())
+    }
+
+    /// Raises an alert: to the webhooks, and as an audit record of its own.
+    pub fn raise_alert(&self, alert: Alert) {
+        tracing::warn!(kind = %alert.kind, rule = %alert.rule, user = %alert.user, "alert");
+        self.alerts.raise(alert.clone());
+        if let Err(rec) = self.audit.try_send(AuditRecord::Alert(Arc::new(alert))) {
+            // A full queue must not stall the session that raised it.
+            let audit = self.audit.clone();
+            tokio::spawn(async move { audit.send(rec).await });
+        }
     }
 
     /// (Re)loads the policy; a bad file keeps the old policy in force and

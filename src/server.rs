@@ -34,6 +34,12 @@ pub enum StartError {
     /// The policy files are invalid.
     #[error(transparent)]
     Policy(#[from] crate::policy::PolicyError),
+    /// The budget store could not be set up.
+    #[error(transparent)]
+    Budget(#[from] crate::budget::BudgetError),
+    /// The alert sink could not be set up.
+    #[error(transparent)]
+    Alert(#[from] crate::alert::AlertError),
 }
 
 /// A running proxy.
@@ -46,6 +52,7 @@ pub struct Server {
     pub metrics_addr: Option<SocketAddr>,
     accept: JoinHandle<()>,
     audit_task: crate::audit::AuditTask,
+    alert_task: crate::alert::AlertTask,
 }
 
 impl Server {
@@ -56,7 +63,9 @@ impl Server {
         let metrics = crate::metrics::Metrics::new();
         let (audit, audit_task) = crate::audit::AuditLog::start(&config.audit, &metrics)?;
         let policy_path = config.policy.path.clone();
-        let ctx = Context::new(config, metrics, audit)?;
+        let budgets = crate::budget::Budgets::from_config(&config.budget)?;
+        let (alerts, alert_task) = crate::alert::AlertSink::start(&config.alerts, &metrics)?;
+        let ctx = Context::new(config, metrics, audit, budgets, alerts)?;
         if let Some(path) = &policy_path {
             // At start a bad policy is fatal: never serve unprotected.
             let p = ctx.policy.load(path)?;
@@ -93,6 +102,7 @@ impl Server {
             metrics_addr,
             accept,
             audit_task,
+            alert_task,
         })
     }
 
@@ -105,6 +115,7 @@ impl Server {
     /// every queued audit record.
     pub async fn wait(self) {
         let _ = self.accept.await;
+        self.alert_task.shutdown(Duration::from_secs(5)).await;
         self.audit_task.shutdown().await;
         self.ctx.catalogs.shutdown();
     }

@@ -27,6 +27,7 @@ impl Serialize for AuditRecord {
         match self {
             AuditRecord::Statement(r) => StatementDoc::new(r).serialize(s),
             AuditRecord::Connection(r) => ConnectionDoc::new(r).serialize(s),
+            AuditRecord::Alert(a) => AlertDoc::new(a).serialize(s),
         }
     }
 }
@@ -535,6 +536,78 @@ impl<'a> ConnectionDoc<'a> {
                     rows: t.rows,
                 }),
             },
+        }
+    }
+}
+
+/// An alert: ECS `event.kind = "alert"`, the alert itself under
+/// `pgwarden.alert`.
+#[derive(Serialize)]
+struct AlertDoc<'a> {
+    #[serde(rename = "@timestamp")]
+    timestamp: Timestamp,
+    ecs: Ecs,
+    event: AlertEvent<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<AlertSource>,
+    user: AlertUser<'a>,
+    pgwarden: AlertExtra<'a>,
+}
+
+#[derive(Serialize)]
+struct AlertEvent<'a> {
+    kind: &'static str,
+    category: &'static [&'static str],
+    #[serde(rename = "type")]
+    type_: &'static [&'static str],
+    action: &'a str,
+    severity: u8,
+    dataset: &'static str,
+    module: &'static str,
+}
+
+#[derive(Serialize)]
+struct AlertSource {
+    ip: String,
+    port: u16,
+}
+
+#[derive(Serialize)]
+struct AlertUser<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct AlertExtra<'a> {
+    alert: &'a crate::alert::Alert,
+}
+
+impl<'a> AlertDoc<'a> {
+    fn new(a: &'a crate::alert::Alert) -> Self {
+        Self {
+            timestamp: Timestamp(a.timestamp),
+            ecs: Ecs {
+                version: ECS_VERSION,
+            },
+            event: AlertEvent {
+                kind: "alert",
+                category: &["intrusion_detection"],
+                type_: &["info"],
+                action: &a.kind,
+                severity: match a.severity {
+                    crate::alert::Severity::Info => 21,
+                    crate::alert::Severity::Warning => 47,
+                    crate::alert::Severity::Critical => 73,
+                },
+                dataset: "pgwarden.audit",
+                module: "pgwarden",
+            },
+            source: a.client_addr.map(|s| AlertSource {
+                ip: s.ip().to_string(),
+                port: s.port(),
+            }),
+            user: AlertUser { name: &a.user },
+            pgwarden: AlertExtra { alert: a },
         }
     }
 }

@@ -234,6 +234,8 @@ pub enum AuditRecord {
     Statement(StatementRecord),
     /// A connection event.
     Connection(ConnectionRecord),
+    /// An alert (bulk extraction, failed logins, ...).
+    Alert(Arc<crate::alert::Alert>),
 }
 
 impl AuditRecord {

@@ -202,7 +202,10 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
             ))
             .await;
         let settings = observe::initial_settings(&user, upstream.search_path.as_deref());
-        Some(Observer::new(ctx.clone(), s, settings))
+        let mut obs = Observer::new(ctx.clone(), s, settings);
+        obs.cancel = ctx.cancel.lookup(upstream.cancel.key);
+        obs.limiter.prefetch(&ctx).await;
+        Some(obs)
     } else {
         None
     };

@@ -30,10 +30,12 @@ struct WindowUse {
 }
 
 /// Per-session row counting against the policy's limits.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Limiter {
     windows: Arc<Mutex<HashMap<String, WindowUse>>>,
     user: Arc<str>,
+    /// Rows fetched so far per cursor or portal.
+    carry: HashMap<String, u64>,
 }
 
 /// What to do with a DataRow.
@@ -59,7 +61,18 @@ impl Limiter {
         Self {
             windows: Arc::default(),
             user: Arc::from(user),
+            carry: HashMap::new(),
         }
+    }
+
+    /// Rows already fetched from a cursor or portal.
+    pub fn carry(&self, origin: &str) -> u64 {
+        self.carry.get(origin).copied().unwrap_or(0)
+    }
+
+    /// A cursor was declared or a portal bound afresh: its count restarts.
+    pub fn reset(&mut self, origin: &str) {
+        self.carry.remove(origin);
     }
 
     fn used(&self, limit: &Limit) -> u64 {
@@ -74,16 +87,20 @@ impl Limiter {
             return;
         };
         let now = SystemTime::now();
-        for l in policy.limits.iter().filter(|l| {
-            l.block_rows_per_window.is_some() || l.alert_rows_per_window.is_some()
-        }) {
+        for l in policy
+            .limits
+            .iter()
+            .filter(|l| l.block_rows_per_window.is_some() || l.alert_rows_per_window.is_some())
+        {
             let key = window_key(&self.user, l);
             match ctx.budgets.total(&key, l.window, now).await {
                 Ok(total) => {
                     let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
                     w.entry(key).or_default().known = total;
                 }
-                Err(e) => tracing::warn!(error = %e, limit = %l.name, "budget store unavailable; window counts from this session only"),
+                Err(e) => {
+                    tracing::warn!(error = %e, limit = %l.name, "budget store unavailable; window counts from this session only")
+                }
             }
         }
     }
@@ -96,14 +113,37 @@ impl Limiter {
         let Some(v) = &p.verdict else {
             return RowStep::Pass;
         };
-        let rows = p.rows;
+        let rows = p.carry + p.rows;
         for (limit, table) in &v.decision.limits {
             let in_window = self.used(limit) + rows;
             if limit.alert_rows.is_some_and(|a| rows == a + 1) {
-                raise(ctx, session, limit, table, "rows_per_statement", rows, limit.alert_rows, Action::Alerted, Severity::Warning);
+                raise(
+                    ctx,
+                    session,
+                    limit,
+                    table,
+                    "rows_per_statement",
+                    rows,
+                    limit.alert_rows,
+                    Action::Alerted,
+                    Severity::Warning,
+                );
             }
-            if limit.alert_rows_per_window.is_some_and(|a| in_window == a + 1) {
-                raise(ctx, session, limit, table, "rows_per_window", in_window, limit.alert_rows_per_window, Action::Alerted, Severity::Warning);
+            if limit
+                .alert_rows_per_window
+                .is_some_and(|a| in_window == a + 1)
+            {
+                raise(
+                    ctx,
+                    session,
+                    limit,
+                    table,
+                    "rows_per_window",
+                    in_window,
+                    limit.alert_rows_per_window,
+                    Action::Alerted,
+                    Severity::Warning,
+                );
             }
             let over_statement = limit.block_rows.is_some_and(|b| rows > b);
             let over_window = limit.block_rows_per_window.is_some_and(|b| in_window > b);
@@ -113,22 +153,46 @@ impl Limiter {
             let (what, threshold, count) = if over_statement {
                 ("block_rows", limit.block_rows, rows - 1)
             } else {
-                ("block_rows_per_window", limit.block_rows_per_window, in_window - 1)
+                (
+                    "block_rows_per_window",
+                    limit.block_rows_per_window,
+                    in_window - 1,
+                )
             };
             if v.monitor {
                 if !p.limit_alerted {
                     p.limit_alerted = true;
-                    raise(ctx, session, limit, table, what, count + 1, threshold, Action::Alerted, Severity::Critical);
+                    raise(
+                        ctx,
+                        session,
+                        limit,
+                        table,
+                        what,
+                        count + 1,
+                        threshold,
+                        Action::Alerted,
+                        Severity::Critical,
+                    );
                 }
                 continue;
             }
-            raise(ctx, session, limit, table, what, count + 1, threshold, Action::Blocked, Severity::Critical);
+            raise(
+                ctx,
+                session,
+                limit,
+                table,
+                what,
+                count + 1,
+                threshold,
+                Action::Blocked,
+                Severity::Critical,
+            );
             let window = if over_statement {
                 String::new()
             } else {
                 format!(" in {}", humantime::format_duration(limit.window))
             };
-            p.blocked = Some(
+            p.blocked = Some((
                 PgError::error(
                     ROW_LIMIT_SQLSTATE,
                     format!(
@@ -138,7 +202,8 @@ impl Limiter {
                     ),
                 )
                 .with_hint("Narrow the query, or ask the security team for a higher limit."),
-            );
+                limit.name.clone(),
+            ));
             // The row that crossed the limit is not counted as delivered.
             p.rows -= 1;
             return RowStep::Stop;
@@ -147,7 +212,13 @@ impl Limiter {
     }
 
     /// A statement ended: its delivered rows go to the window counters.
-    pub fn on_finished(&self, ctx: &Arc<Context>, session: &Arc<SessionContext>, p: &Pending) {
+    pub fn on_finished(&mut self, ctx: &Arc<Context>, session: &Arc<SessionContext>, p: &Pending) {
+        if let Some(o) = &p.origin {
+            if self.carry.len() > 1024 {
+                self.carry.clear();
+            }
+            self.carry.insert(o.clone(), p.carry + p.rows);
+        }
         let Some(v) = &p.verdict else { return };
         if p.rows == 0 {
             return;
@@ -170,7 +241,10 @@ impl Limiter {
                 self.windows.clone(),
             );
             tokio::spawn(async move {
-                let result = ctx.budgets.add(&key, rows, limit.window, SystemTime::now()).await;
+                let result = ctx
+                    .budgets
+                    .add(&key, rows, limit.window, SystemTime::now())
+                    .await;
                 let mut w = windows.lock().unwrap_or_else(|e| e.into_inner());
                 let u = w.entry(key).or_default();
                 u.pending = u.pending.saturating_sub(rows);
@@ -183,7 +257,17 @@ impl Limiter {
                         // or replicas) since the last read: alert once.
                         if let Some(a) = limit.alert_rows_per_window {
                             if before <= a && total > a && total - rows <= a {
-                                raise(&ctx, &session, &limit, &table, "rows_per_window", total, Some(a), Action::Alerted, Severity::Warning);
+                                raise(
+                                    &ctx,
+                                    &session,
+                                    &limit,
+                                    &table,
+                                    "rows_per_window",
+                                    total,
+                                    Some(a),
+                                    Action::Alerted,
+                                    Severity::Warning,
+                                );
                             }
                         }
                     }

@@ -2,7 +2,7 @@
 //! its messages between client and PostgreSQL.
 
 mod enforce;
-// mod limits; (waits for the budget module)
+mod limits;
 pub mod observe;
 mod relay;
 pub mod settings;

@@ -4,6 +4,7 @@
 //! audit record. The relay calls in here only when analysis is on.
 
 use super::enforce::{Enforcer, Verdict};
+use super::limits::{Limiter, RowStep};
 use super::settings::{parse_search_path, Settings};
 use super::tracking::Portal;
 use super::tracking::{Finished, Tracker};
@@ -14,6 +15,7 @@ use crate::catalog::Catalog;
 use crate::context::Context;
 use crate::mask::CellMask;
 use crate::policy::{Env, Policy};
+use crate::protocol::backend::error_response::PgError;
 use crate::protocol::backend::{self as be, error_response, parameter_status, row_description};
 use crate::protocol::frontend::bind;
 use crate::protocol::{frontend, Frame, ProtocolError, Reader};
@@ -54,6 +56,12 @@ pub struct Observer {
     pub catalog_stale: bool,
     /// Policy decisions and refusals.
     enforcer: Enforcer,
+    /// Row counting against the policy's limits.
+    pub limiter: Limiter,
+    /// Cancels the backend's running query (to stop a statement).
+    pub cancel: Option<crate::cancel::CancelTarget>,
+    /// A statement was stopped: withhold the rest of its request.
+    stopped: bool,
 }
 
 fn text_of(body: &[u8]) -> Result<&str, ProtocolError> {
@@ -63,6 +71,7 @@ fn text_of(body: &[u8]) -> Result<&str, ProtocolError> {
 impl Observer {
     /// An observer for a logged-in session.
     pub fn new(ctx: Arc<Context>, session: Arc<SessionContext>, settings: Settings) -> Self {
+        let limiter = Limiter::new(&session.user);
         Self {
             database: session.database.to_string(),
             ctx,
@@ -77,6 +86,9 @@ impl Observer {
             view_key: None,
             catalog_stale: false,
             enforcer: Enforcer::default(),
+            limiter,
+            cancel: None,
+            stopped: false,
         }
     }
 
@@ -206,7 +218,17 @@ impl Observer {
                     self.enforcer
                         .note_started(&a, &self.settings, self.tracker.group());
                     self.tracker.note_definitions(&a);
+                    let origin = match (&a.refers_to, a.command.as_str()) {
+                        (Some(c), "FETCH") => Some(format!("cursor:{c}")),
+                        _ => None,
+                    };
+                    for e in &a.effects {
+                        if let SessionEffect::DeclareCursor(c) = e {
+                            self.limiter.reset(&format!("cursor:{c}"));
+                        }
+                    }
                     self.tracker.start(a, full.clone(), verdict, None);
+                    self.set_origin(origin);
                 }
                 self.tracker.end_group();
             }
@@ -234,6 +256,7 @@ impl Observer {
                     self.tracker.bind(bind.portal, None);
                     return Ok(FrontStep::Forward);
                 };
+                self.limiter.reset(&format!("portal:{}", bind.portal));
                 // The role may have changed since Parse: decide again.
                 let verdict = self.verdict(&a);
                 let refusal = verdict.as_ref().and_then(Verdict::refuses).cloned();
@@ -261,6 +284,7 @@ impl Observer {
                         );
                         self.tracker
                             .start(p.analysis, None, p.verdict, Some(p.formats));
+                        self.set_origin(Some(format!("portal:{portal}")));
                     }
                     None => {
                         let a = Arc::new(placeholder(
@@ -304,11 +328,26 @@ impl Observer {
 
     /// Looks at one backend message before it is forwarded; returns true
     /// when it wrote a replacement (a masked DataRow, pgwarden's own
-    /// error) to `out` instead.
+    /// error) to `out` instead, or withholds it.
     pub fn on_backend(&mut self, frame: Frame<'_>, out: &mut BytesMut) -> bool {
+        let replaced = self.on_backend_message(frame, out);
+        if frame.tag() == be::READY_FOR_QUERY {
+            self.stopped = false;
+            return replaced;
+        }
+        // After a stopped statement's error, nothing else of its request
+        // reaches the client (PostgreSQL skips the rest after an error);
+        // the tracker still records what the server did.
+        replaced || self.stopped
+    }
+
+    fn on_backend_message(&mut self, frame: Frame<'_>, out: &mut BytesMut) -> bool {
         match frame.tag() {
             be::DATA_ROW => {
                 self.tracker.row(frame.raw().len());
+                if self.withheld_by_limit() {
+                    return true;
+                }
                 if let Some(plan) = self.row_plan() {
                     let key = self.ctx.mask_key.load();
                     if let Err(e) = crate::mask::rewrite_data_row(frame.body(), &plan, &key, out) {
@@ -319,7 +358,14 @@ impl Observer {
                     return true;
                 }
             }
-            b'd' => self.tracker.row(frame.raw().len()),
+            b'd' => {
+                self.tracker.row(frame.raw().len());
+                if self.withheld_by_limit() {
+                    return true;
+                }
+            }
+            // CopyDone of a stopped COPY TO: the error replaces the end.
+            b'c' if self.head_blocked().is_some() => return true,
             be::ROW_DESCRIPTION => {
                 if let Some(p) = self.tracker.head() {
                     if p.formats.is_none() {
@@ -329,6 +375,13 @@ impl Observer {
                         p.row_plan = None;
                     }
                 }
+            }
+            be::ERROR_RESPONSE if self.head_blocked().is_some() => {
+                // The cancellation (or any error) of a stopped statement:
+                // the client gets the limit's error instead.
+                self.settings.on_error();
+                self.finish_blocked(out);
+                return true;
             }
             be::ERROR_RESPONSE => {
                 let e = error_response::parse(frame.body()).unwrap_or_default();
@@ -346,6 +399,10 @@ impl Observer {
                 if let Some(f) = self.tracker.error(e.code, e.message) {
                     self.record(f);
                 }
+            }
+            b'C' | b's' if self.head_blocked().is_some() => {
+                self.finish_blocked(out);
+                return true;
             }
             b'C' => {
                 let tag = Reader::new(frame.body(), "CommandComplete")
@@ -396,6 +453,65 @@ impl Observer {
             _ => {}
         }
         false
+    }
+
+    /// Marks the statement just started as fetching from `origin`.
+    fn set_origin(&mut self, origin: Option<String>) {
+        let Some(o) = origin else { return };
+        let carry = self.limiter.carry(&o);
+        if let Some(p) = self.tracker.last_mut() {
+            p.origin = Some(o);
+            p.carry = carry;
+        }
+    }
+
+    /// The error a statement stopped by a row limit ends with.
+    fn head_blocked(&mut self) -> Option<&PgError> {
+        self.tracker.head()?.blocked.as_ref().map(|(e, _)| e)
+    }
+
+    /// Counts a row of the head statement against its limits; true when
+    /// it must not reach the client.
+    fn withheld_by_limit(&mut self) -> bool {
+        let Some(p) = self.tracker.head() else {
+            return false;
+        };
+        if p.verdict
+            .as_ref()
+            .is_none_or(|v| v.decision.limits.is_empty())
+        {
+            return false;
+        }
+        match self.limiter.on_row(&self.ctx, &self.session, p) {
+            RowStep::Pass => false,
+            RowStep::Withhold => true,
+            RowStep::Stop => {
+                // Cancel only when nothing else of the session is queued
+                // behind it: a late cancel would hit the next statement.
+                if self.tracker.is_last_in_flight() {
+                    if let Some(c) = self.cancel.clone() {
+                        tokio::spawn(async move { c.send().await });
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// Ends a stopped statement with the limit's error.
+    fn finish_blocked(&mut self, out: &mut BytesMut) {
+        let Some(f) = self.tracker.fail_head() else {
+            return;
+        };
+        let Some((e, _)) = &f.pending.blocked else {
+            return;
+        };
+        e.put(out);
+        self.stopped = true;
+        let outcome = Outcome::Refused(ErrorInfo::new(e.code, e.message.clone()));
+        let mut f = f;
+        f.outcome = outcome;
+        self.record(f);
     }
 
     /// How the head statement's DataRow cells are masked, if they are.
@@ -482,6 +598,7 @@ impl Observer {
         } else {
             self.ctx.metrics.statements_analysed.inc();
         }
+        self.limiter.on_finished(&self.ctx, &self.session, &p);
         let counted_rows = (p.rows > 0).then_some(p.rows);
         let is_select = p.analysis.kind == StatementKind::Select;
         let mut r = StatementRecord {
@@ -494,7 +611,15 @@ impl Observer {
             bytes_returned: p.bytes,
             duration,
             outcome,
-            policy: p.verdict.as_ref().map(Verdict::record),
+            policy: p.verdict.as_ref().map(|v| {
+                let mut r = v.record();
+                if let Some((e, limit)) = &p.blocked {
+                    r.action = Some("block".into());
+                    r.rule = Some(limit.to_string());
+                    r.reason = Some(e.message.clone());
+                }
+                r
+            }),
         };
         match &tag {
             Some(tag) => r.set_rows_from_tag(tag),

@@ -34,6 +34,15 @@ pub struct Pending {
     pub row_plan: Option<Arc<[Option<crate::mask::CellMask>]>>,
     /// RowDescription of a simple-protocol statement's result.
     pub described: Vec<crate::protocol::backend::row_description::Field>,
+    /// Stopped by a row limit: the error the client gets, and the limit.
+    pub blocked: Option<(crate::protocol::backend::error_response::PgError, Arc<str>)>,
+    /// A monitor-mode limit alert was raised for it.
+    pub limit_alerted: bool,
+    /// The cursor or portal it fetches from (`cursor:c`, `portal:p`): rows
+    /// of every fetch from it add up as one statement's.
+    pub origin: Option<String>,
+    /// Rows earlier fetches from the same origin returned.
+    pub carry: u64,
 }
 
 /// A statement whose answer is complete.
@@ -103,6 +112,10 @@ impl Tracker {
             formats,
             row_plan: None,
             described: Vec::new(),
+            blocked: None,
+            limit_alerted: false,
+            origin: None,
+            carry: 0,
         });
     }
 
@@ -121,6 +134,36 @@ impl Tracker {
     /// Sync or Query ends it).
     pub fn touch(&mut self) {
         self.open = true;
+    }
+
+    /// Whether nothing outside the head statement's request group is in
+    /// flight: a late cancel can then only stop statements that PostgreSQL
+    /// would skip after an error anyway.
+    pub fn is_last_in_flight(&self) -> bool {
+        let Some(head) = self.pending.front() else {
+            return false;
+        };
+        !self.open
+            && self.group <= head.group + 1
+            && self.pending.iter().all(|p| p.group == head.group)
+    }
+
+    /// Ends the head statement as failed by pgwarden (a stopped statement).
+    /// The rest of its group stays tracked: the server may still run it
+    /// (when the cancel came too late), and ReadyForQuery closes it.
+    pub fn fail_head(&mut self) -> Option<Finished> {
+        let p = self.pending.pop_front()?;
+        Some(Finished {
+            duration: p.started.elapsed(),
+            tag: None,
+            outcome: Outcome::Ok,
+            pending: p,
+        })
+    }
+
+    /// The statement started last.
+    pub fn last_mut(&mut self) -> Option<&mut Pending> {
+        self.pending.back_mut()
     }
 
     /// The statement whose answer is arriving.
@@ -296,6 +339,10 @@ impl Tracker {
                     formats: None,
                     row_plan: None,
                     described: Vec::new(),
+                    blocked: None,
+                    limit_alerted: false,
+                    origin: None,
+                    carry: 0,
                 },
             });
         }
