@@ -6,8 +6,10 @@
 //! [`upstream`] connects to PostgreSQL and relays the login → [`session`]
 //! relays every message, framed by [`protocol`], until either side ends.
 
+pub mod alert;
 pub mod analyse;
 pub mod audit;
+pub mod budget;
 pub mod cancel;
 pub mod catalog;
 pub mod cli;

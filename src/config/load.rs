@@ -169,7 +169,9 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
             );
         }
     }
-    validate_audit(&c.audit)
+    validate_audit(&c.audit)?;
+    super::budget::validate(&c.budget)?;
+    super::alerts::validate(&c.alerts)
 }
 
 /// Limits of the `[audit]` section; `max_file_size` etc. are checked even when
@@ -312,5 +314,80 @@ mod tests {
         assert!(e.to_string().starts_with("p.toml:2: audit.path"), "{e}");
         let e = parse("[audit]\non_full = \"panic\"\n", "p.toml").unwrap_err();
         assert!(e.to_string().starts_with("p.toml:2: audit.on_full"), "{e}");
+    }
+
+    #[test]
+    fn budget_section_is_validated() {
+        let c = parse("", "x.toml").unwrap();
+        assert_eq!(c.budget.store, crate::config::BudgetStore::Memory);
+        assert_eq!(c.budget.timeout.0.as_millis(), 250);
+        let c = parse(
+            "[budget]\nstore = \"redis\"\nredis_url = \"redis://:s3cret@127.0.0.1:6379/2\"\n",
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(c.budget.store, crate::config::BudgetStore::Redis);
+        assert!(
+            !format!("{c:?}").contains("s3cret"),
+            "password must not be logged"
+        );
+        let e = parse("[budget]\nstore = \"redis\"\n", "p.toml").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "p.toml:1: budget.redis_url: is needed when budget.store = \"redis\""
+        );
+        let e = parse("[budget]\n\nredis_url = \"http://x:1\"\n", "p.toml").unwrap_err();
+        assert!(
+            e.to_string().starts_with("p.toml:3: budget.redis_url: "),
+            "{e}"
+        );
+        let e = parse("[budget]\nstore = \"etcd\"\n", "p.toml").unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:2: budget.store"), "{e}");
+        let e = parse("[budget]\ntimeout = \"0s\"\n", "p.toml").unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:2: budget.timeout"), "{e}");
+    }
+
+    #[test]
+    fn deploy_example_shows_budget_and_alert_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/pgwarden.toml");
+        let c = load_file(&path).unwrap();
+        let budget = crate::config::BudgetConfig::default();
+        let alerts = crate::config::AlertConfig::default();
+        assert_eq!(format!("{:?}", c.budget), format!("{budget:?}"));
+        assert_eq!(format!("{:?}", c.alerts), format!("{alerts:?}"));
+    }
+
+    #[test]
+    fn alerts_section_is_validated() {
+        let c = parse("", "x.toml").unwrap();
+        assert!(c.alerts.webhooks.is_empty());
+        assert_eq!(c.alerts.group_window.0.as_secs(), 60);
+        let c = parse(
+            "[alerts]\nwebhooks = [\"http://127.0.0.1:9/hook\"]\nattempts = 3\n",
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(c.alerts.webhooks, ["http://127.0.0.1:9/hook"]);
+        assert_eq!(c.alerts.attempts, 3);
+        let e = parse(
+            "[alerts]\n\nwebhooks = [\"http://a:1/\", \"https://b/\"]\n",
+            "p.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("p.toml:3: alerts.webhooks: entry 2:"),
+            "{e}"
+        );
+        let e = parse("[alerts]\nwebhooks = [\"not a url\"]\n", "p.toml").unwrap_err();
+        assert!(
+            e.to_string().starts_with("p.toml:2: alerts.webhooks"),
+            "{e}"
+        );
+        let e = parse("[alerts]\nmax_delay = \"1ms\"\n", "p.toml").unwrap_err();
+        assert!(
+            e.to_string().starts_with("p.toml:2: alerts.max_delay"),
+            "{e}"
+        );
     }
 }

@@ -2,9 +2,13 @@
 //! validated once, then shared through an [`arc_swap::ArcSwap`] so a reload
 //! swaps the whole thing atomically.
 
+pub mod alerts;
+pub mod budget;
 mod duration;
 pub mod load;
 
+pub use alerts::AlertConfig;
+pub use budget::{BudgetConfig, BudgetStore};
 pub use duration::HumanDuration;
 pub use load::{load_file, ConfigError};
 
@@ -29,6 +33,10 @@ pub struct Config {
     pub catalog: CatalogConfig,
     /// The audit trail.
     pub audit: AuditConfig,
+    /// Windowed counters for row and login budgets.
+    pub budget: BudgetConfig,
+    /// Alert webhooks.
+    pub alerts: AlertConfig,
 }
 
 /// `[proxy]`: the listening side.

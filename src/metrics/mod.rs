@@ -47,6 +47,12 @@ pub struct Metrics {
     pub audit_queue: IntGauge,
     /// Failed writes to the audit sink (retried).
     pub audit_write_errors: IntCounter,
+    /// Alerts raised, by severity and rule.
+    pub alerts: IntCounterVec,
+    /// Failed webhook tries (each retry counts).
+    pub alert_webhook_failures: IntCounter,
+    /// Alert messages lost: queue full, or given up on a webhook.
+    pub alerts_dropped: IntCounter,
 }
 
 impl Default for Metrics {
@@ -126,6 +132,21 @@ impl Metrics {
             "Failed writes to the audit sink (retried).",
         )
         .expect("static metric");
+        let alerts = IntCounterVec::new(
+            Opts::new("pgwarden_alerts_total", "Alerts raised."),
+            &["severity", "rule"],
+        )
+        .expect("static metric");
+        let alert_webhook_failures = IntCounter::new(
+            "pgwarden_alert_webhook_failures_total",
+            "Failed alert webhook requests (each retry counts).",
+        )
+        .expect("static metric");
+        let alerts_dropped = IntCounter::new(
+            "pgwarden_alerts_dropped_total",
+            "Alert messages lost: a queue was full, or a webhook was given up on.",
+        )
+        .expect("static metric");
         let statements = IntCounterVec::new(
             Opts::new(
                 "pgwarden_statements_total",
@@ -148,6 +169,9 @@ impl Metrics {
             Box::new(audit_dropped.clone()),
             Box::new(audit_queue.clone()),
             Box::new(audit_write_errors.clone()),
+            Box::new(alerts.clone()),
+            Box::new(alert_webhook_failures.clone()),
+            Box::new(alerts_dropped.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -167,6 +191,9 @@ impl Metrics {
             audit_dropped,
             audit_queue,
             audit_write_errors,
+            alerts,
+            alert_webhook_failures,
+            alerts_dropped,
             statements_analysed: statements.with_label_values(&["analysed"]),
             statements_unanalysed: statements.with_label_values(&["unanalysed"]),
         }

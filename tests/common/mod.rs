@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod raw;
+pub mod redis;
 
 use pgwarden::cluster::{Binaries, Cluster, InitOptions};
 use pgwarden::config::{Config, UpstreamTls};
