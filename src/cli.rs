@@ -1,4 +1,5 @@
-//! Command line: `pgwarden serve`, `pgwarden demo` and `pgwarden audit`.
+//! Command line: `pgwarden serve`, `pgwarden demo`, `pgwarden policy`,
+//! `pgwarden audit` and `pgwarden report`.
 
 use crate::config::{self, Config, LogFormat};
 use crate::server::Server;
@@ -27,6 +28,9 @@ pub enum Command {
     Policy(crate::policy::command::PolicyArgs),
     /// Audit log tools: make a signing key, verify the log's integrity.
     Audit(crate::audit::cli::AuditArgs),
+    /// Compliance report over audit files: per user, table, column and
+    /// classification; largest extractions; off-hours; failed logins; trends.
+    Report(crate::report::cli::ReportArgs),
 }
 
 /// Options of `pgwarden serve`; flags override the config file.
@@ -105,6 +109,7 @@ pub fn main() -> ExitCode {
         // Tools with exit codes of their own (0 fine, 1 findings, 2 errors).
         Command::Policy(args) => return runtime.block_on(crate::policy::command::run(args)),
         Command::Audit(args) => return crate::audit::cli::run(args),
+        Command::Report(args) => crate::report::cli::run(args).map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

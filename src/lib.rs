@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod net;
 pub mod policy;
 pub mod protocol;
+pub mod report;
 pub mod server;
 pub mod session;
 pub mod shutdown;
