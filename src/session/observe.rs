@@ -282,9 +282,14 @@ impl Observer {
                             &self.settings,
                             self.tracker.group(),
                         );
+                        // A FETCH counts against its cursor, whatever portal runs it.
+                        let origin = match (&p.analysis.refers_to, p.analysis.command.as_str()) {
+                            (Some(c), "FETCH") => format!("cursor:{c}"),
+                            _ => format!("portal:{portal}"),
+                        };
                         self.tracker
                             .start(p.analysis, None, p.verdict, Some(p.formats));
-                        self.set_origin(Some(format!("portal:{portal}")));
+                        self.set_origin(Some(origin));
                     }
                     None => {
                         let a = Arc::new(placeholder(

@@ -1,0 +1,331 @@
+//! Bulk extraction, inline: row limits from policy files stop statements
+//! mid-stream (no row past the limit reaches the client), count cursors and
+//! Execute batches together, add up across sessions and (through Redis)
+//! across pgwarden instances, and raise alerts to a webhook and the audit log.
+
+mod common;
+
+use common::hook::Hook;
+use common::raw::Raw;
+use common::redis::RedisServer;
+use common::{hr_database, pg, Pg, SUPERUSER, TRUST_USER};
+use futures_util::{pin_mut, TryStreamExt};
+use pgwarden::config::{BudgetStore, Config};
+use pgwarden::Server;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+use tokio_postgres::Client;
+
+const DB: &str = "limits_hr";
+
+/// 2,000 employees, loaded once per test binary.
+async fn hr(pg: &Pg) {
+    static LOADED: OnceCell<()> = OnceCell::const_new();
+    LOADED
+        .get_or_init(|| async {
+            let su = hr_database(pg, DB, 2000).await;
+            su.batch_execute(&format!(
+                "GRANT USAGE ON SCHEMA hr TO {t}; GRANT SELECT ON ALL TABLES IN SCHEMA hr TO {t}",
+                t = TRUST_USER
+            ))
+            .await
+            .expect("grant");
+        })
+        .await;
+}
+
+/// A policy directory holding `text`.
+fn policy(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("limits.toml"), text).unwrap();
+    dir
+}
+
+struct Guarded {
+    server: Option<Server>,
+    port: u16,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Guarded {
+    async fn start(policy: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let pg = pg();
+        hr(&pg).await;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("audit.log");
+        let mut config = common::config_for(&pg);
+        config.audit.path = Some(log.clone());
+        config.catalog.user = SUPERUSER.0.into();
+        config.catalog.password = Some(SUPERUSER.1.into());
+        config.policy.path = Some(policy.to_owned());
+        tweak(&mut config);
+        let server = Server::start(config).await.expect("proxy starts");
+        Self {
+            port: server.local_addr.port(),
+            server: Some(server),
+            log,
+            _dir: dir,
+        }
+    }
+
+    async fn login(&self, role: &str) -> Client {
+        common::connect(self.port, role, role, DB).await
+    }
+
+    async fn records(mut self) -> Vec<Value> {
+        let server = self.server.take().unwrap();
+        server.shutdown();
+        tokio::time::timeout(Duration::from_secs(30), server.wait())
+            .await
+            .expect("proxy stops");
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(s) = &self.server {
+            s.shutdown();
+        }
+    }
+}
+
+/// Rows that arrive through the extended protocol before the error.
+async fn stream_rows(c: &Client, sql: &str) -> (usize, Option<tokio_postgres::Error>) {
+    let stream = match c.query_raw(sql, Vec::<i32>::new()).await {
+        Ok(s) => s,
+        Err(e) => return (0, Some(e)),
+    };
+    pin_mut!(stream);
+    let mut n = 0;
+    loop {
+        match stream.try_next().await {
+            Ok(Some(_)) => n += 1,
+            Ok(None) => return (n, None),
+            Err(e) => return (n, Some(e)),
+        }
+    }
+}
+
+fn assert_limit(e: &Option<tokio_postgres::Error>, limit: &str) {
+    let e = e.as_ref().expect("the statement was stopped");
+    let db = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a server error: {e}"));
+    assert_eq!(db.code().code(), "53400", "{}", db.message());
+    assert!(db.message().contains(limit), "{}", db.message());
+}
+
+const BLOCK_500: &str = r#"
+[[limit]]
+name = "employees-500"
+roles = ["*"]
+except_roles = ["hr_admin"]
+on = ["hr.employees"]
+alert_rows = 100
+block_rows = 500
+"#;
+
+#[tokio::test]
+async fn a_statement_is_stopped_mid_stream_and_the_session_goes_on() {
+    let pol = policy(BLOCK_500);
+    let hook = Hook::start(0).await;
+    let url = hook.url();
+    let g = Guarded::start(pol.path(), |c| {
+        c.alerts.webhooks = vec![url];
+        c.alerts.group_window = pgwarden::config::HumanDuration(Duration::ZERO);
+    })
+    .await;
+
+    // Extended protocol.
+    let a = g.login("hr_analyst").await;
+    let (n, e) = stream_rows(&a, "SELECT id, first_name FROM hr.employees").await;
+    assert!(n <= 500, "{n} rows reached the client");
+    assert_limit(&e, "employees-500");
+    let one: i32 = a.query_one("SELECT 1::int4", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1, "session usable");
+    // Under the limit: untouched.
+    let rows = a
+        .query("SELECT id FROM hr.employees WHERE id <= 400", &[])
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 400);
+    // hr_admin is not limited.
+    let admin = g.login("hr_admin").await;
+    assert_eq!(
+        admin
+            .query("SELECT id FROM hr.employees", &[])
+            .await
+            .unwrap()
+            .len(),
+        2000
+    );
+
+    // Simple protocol, counted on the wire: at most 500 DataRows, then the
+    // error, then ReadyForQuery.
+    let mut raw = Raw::login_trust(g.port, TRUST_USER, DB).await;
+    raw.send_msg(b'Q', b"SELECT * FROM hr.employees\0").await;
+    let mut data_rows = 0;
+    let mut error = None;
+    loop {
+        let m = raw.recv().await.expect("message");
+        match m.tag {
+            b'D' => data_rows += 1,
+            b'E' => error = m.sqlstate(),
+            b'C' => panic!("the statement completed"),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    assert!(data_rows <= 500, "{data_rows} rows on the wire");
+    assert_eq!(error.as_deref(), Some("53400"));
+    // In a transaction, then ROLLBACK: the session stays usable.
+    a.batch_execute("BEGIN").await.unwrap();
+    let (_, e) = stream_rows(&a, "SELECT id FROM hr.employees").await;
+    assert_limit(&e, "employees-500");
+    a.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(a.query("SELECT 1", &[]).await.unwrap().len(), 1);
+
+    // The alerts reached the webhook ...
+    let got = hook.wait_for(2).await;
+    assert!(
+        got.iter()
+            .any(|r| r.body.to_string().contains("employees-500")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|r| r.body.to_string().contains("blocked")),
+        "{got:?}"
+    );
+    // ... and the audit log, next to the stopped statements' records.
+    drop((a, admin, raw));
+    let records = g.records().await;
+    let alerts: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["event"]["kind"] == "alert")
+        .collect();
+    assert!(alerts.len() >= 2, "alert records: {}", alerts.len());
+    assert!(alerts
+        .iter()
+        .any(|a| a["pgwarden"]["alert"]["action"] == "blocked"));
+    let blocked: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["pgwarden"]["policy"]["action"] == "block")
+        .collect();
+    assert!(
+        blocked.len() >= 3,
+        "blocked statements recorded: {}",
+        blocked.len()
+    );
+    assert!(blocked
+        .iter()
+        .all(|r| r["pgwarden"]["policy"]["rule"] == "employees-500"));
+}
+
+#[tokio::test]
+async fn cursor_fetches_and_execute_batches_add_up() {
+    let pol = policy(BLOCK_500);
+    let g = Guarded::start(pol.path(), |_| {}).await;
+    let mut a = g.login("hr_analyst").await;
+    // FETCH in batches of 200 from one cursor: the third stops at 500.
+    a.batch_execute("BEGIN; DECLARE c CURSOR FOR SELECT id FROM hr.employees")
+        .await
+        .unwrap();
+    let mut fetched = 0;
+    let mut stopped = None;
+    for _ in 0..3 {
+        match a.query("FETCH 200 FROM c", &[]).await {
+            Ok(rows) => fetched += rows.len(),
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(fetched, 400);
+    assert_limit(&stopped, "employees-500");
+    a.batch_execute("ROLLBACK").await.unwrap();
+
+    // Execute with a row limit on one portal.
+    let tx = a.transaction().await.unwrap();
+    let stmt = tx.prepare("SELECT id FROM hr.employees").await.unwrap();
+    let portal = tx.bind(&stmt, &[]).await.unwrap();
+    let mut got = 0;
+    let mut stopped = None;
+    for _ in 0..4 {
+        match tx.query_portal(&portal, 150).await {
+            Ok(rows) => got += rows.len(),
+            Err(e) => {
+                stopped = Some(e);
+                break;
+            }
+        }
+    }
+    assert_eq!(got, 450);
+    assert_limit(&stopped, "employees-500");
+    drop(tx);
+    assert_eq!(a.query("SELECT 1", &[]).await.unwrap().len(), 1);
+}
+
+const WINDOW_5000: &str = r#"
+[[limit]]
+name = "employees-hourly"
+roles = ["*"]
+on = ["hr.employees"]
+window = "1h"
+block_rows_per_window = 5000
+"#;
+
+/// Reads every employee id as hr_analyst in a new session on `port`.
+async fn read_all(port: u16) -> (usize, Option<tokio_postgres::Error>) {
+    let c = common::connect(port, "hr_analyst", "hr_analyst", DB).await;
+    let r = stream_rows(&c, "SELECT id FROM hr.employees").await;
+    // Let the session's window update reach the store.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    r
+}
+
+#[tokio::test]
+async fn a_window_budget_spans_sessions() {
+    let pol = policy(WINDOW_5000);
+    let g = Guarded::start(pol.path(), |_| {}).await;
+    assert_eq!(read_all(g.port).await.0, 2000);
+    assert_eq!(read_all(g.port).await.0, 2000);
+    let (n, e) = read_all(g.port).await;
+    assert!(n <= 1000, "third session read {n} rows");
+    assert_limit(&e, "employees-hourly");
+    // Another user has a budget of their own.
+    let other = g.login("payroll").await;
+    assert_eq!(
+        stream_rows(&other, "SELECT id FROM hr.employees").await.0,
+        2000
+    );
+}
+
+#[tokio::test]
+async fn two_instances_share_one_budget_through_redis() {
+    let Some(redis) = RedisServer::start() else {
+        eprintln!("redis-server not installed: skipping the shared-budget test");
+        return;
+    };
+    let pol = policy(WINDOW_5000);
+    let url = redis.url();
+    let with_redis = |c: &mut Config| {
+        c.budget.store = BudgetStore::Redis;
+        c.budget.redis_url = Some(url.clone());
+    };
+    let a = Guarded::start(pol.path(), with_redis).await;
+    let b = Guarded::start(pol.path(), with_redis).await;
+    assert_eq!(read_all(a.port).await.0, 2000);
+    assert_eq!(read_all(b.port).await.0, 2000);
+    let (n, e) = read_all(a.port).await;
+    assert!(n <= 1000, "{n} rows past the shared budget");
+    assert_limit(&e, "employees-hourly");
+}
