@@ -18,6 +18,7 @@ pub mod cluster;
 pub mod config;
 pub mod context;
 pub mod demo;
+pub mod detect;
 pub mod mask;
 pub mod metrics;
 pub mod net;

@@ -126,6 +126,28 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
             ))
             .await;
     }
+    if let Some(failures) = crate::detect::login_blocked(&ctx, peer).await {
+        let message = format!(
+            "too many failed logins from {} ({failures}); try again later",
+            peer.ip()
+        );
+        tracing::warn!(%peer, %user, "login refused: address in its failed-login cool-down");
+        if observe {
+            ctx.audit
+                .send(ConnectionRecord::new(
+                    audit_ctx.clone(),
+                    ConnectionEvent::LoginFailed(ErrorInfo::new(
+                        codes::INVALID_AUTHORIZATION,
+                        message.clone(),
+                    )),
+                ))
+                .await;
+        }
+        let mut out = BytesMut::new();
+        PgError::fatal(codes::INVALID_AUTHORIZATION, message).put(&mut out);
+        let _ = login.conn.write_all(&out).await;
+        return;
+    }
     let upstream = match timeout_at(deadline, login::relay(&ctx, &mut login, observe)).await {
         Ok(Ok(u)) => u,
         Ok(Err(e)) => {
@@ -143,6 +165,9 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
                     .await;
             }
             tracing::info!(%peer, %user, error = %e, "login failed");
+            if e.is_auth_rejection() {
+                crate::detect::login_failed(&ctx, &user, peer).await;
+            }
             if let Some(pg) = e.to_pg() {
                 let mut out = BytesMut::new();
                 pg.put(&mut out);

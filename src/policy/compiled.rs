@@ -134,6 +134,10 @@ pub struct Policy {
     pub allowed_functions: HashSet<String>,
     /// Bulk-extraction limits.
     pub limits: Vec<Arc<Limit>>,
+    /// Security events (defaults when the policy has no `[security]`).
+    pub security: super::file::SecuritySpec,
+    /// `security.office_hours`, compiled.
+    pub office_hours: Option<Condition>,
     /// Increases with every load, so nothing cached outlives its policy.
     pub generation: u64,
     /// Files it came from.

@@ -28,6 +28,49 @@ pub struct PolicyFile {
     /// Bulk-extraction limits.
     #[serde(default, rename = "limit")]
     pub limits: Vec<LimitSpec>,
+    /// Security events that raise alerts.
+    pub security: Option<SecuritySpec>,
+}
+
+/// `[security]`: events that raise alerts (and optionally refuse logins).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySpec {
+    /// Failed logins of one user, or from one address, in the window that
+    /// raise an alert (brute force, password spraying). Default 10.
+    pub failed_logins_alert: Option<u64>,
+    /// The failed-login window. Default `5m`.
+    pub failed_logins_window: crate::config::HumanDuration,
+    /// Failed logins from one address in `block_cooldown` after which its
+    /// further attempts are refused (SQLSTATE 28000). Default none.
+    pub failed_logins_block: Option<u64>,
+    /// How long an address stays refused. Default `10m`.
+    pub block_cooldown: crate::config::HumanDuration,
+    /// Refused statements of one user in the window that raise an alert
+    /// (probing). Default 20.
+    pub refusals_alert: Option<u64>,
+    /// The refusal window. Default `5m`.
+    pub refusals_window: crate::config::HumanDuration,
+    /// Reading classified columns outside these hours raises an alert.
+    pub office_hours: Option<WhenSpec>,
+    /// GRANT, REVOKE, CREATE/ALTER/DROP ROLE and switches to a privileged
+    /// role raise an alert. Default true.
+    pub privilege_changes: bool,
+}
+
+impl Default for SecuritySpec {
+    fn default() -> Self {
+        Self {
+            failed_logins_alert: Some(10),
+            failed_logins_window: crate::config::HumanDuration::from_secs(300),
+            failed_logins_block: None,
+            block_cooldown: crate::config::HumanDuration::from_secs(600),
+            refusals_alert: Some(20),
+            refusals_window: crate::config::HumanDuration::from_secs(300),
+            office_hours: None,
+            privilege_changes: true,
+        }
+    }
 }
 
 /// `[[limit]]`: how many rows of some tables a role may read, per statement

@@ -128,6 +128,19 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
             once(p, "defaults")?;
             policy.defaults = d.clone();
         }
+        if let Some(sec) = &p.file.security {
+            once(p, "security")?;
+            policy.security = sec.clone();
+            if let Some(w) = &sec.office_hours {
+                policy.office_hours = Some(Condition::compile(w).map_err(|(f, m)| {
+                    invalid(
+                        p,
+                        &format!("security.office_hours.{}", f.trim_start_matches("when.")),
+                        m,
+                    )
+                })?);
+            }
+        }
         if let Some(f) = &p.file.functions {
             once(p, "functions")?;
             for (i, name) in f.allow.iter().enumerate() {

@@ -178,6 +178,27 @@ impl Observer {
         Some(self.enforcer.verdict(&policy, &catalog, a, &roles, &env))
     }
 
+    /// A statement is sent to run: security events (privilege changes,
+    /// off-hours reads of classified data).
+    fn started(&self, a: &Analysis, verdict: Option<&Verdict>) {
+        let Some(policy) = self.ctx.policy.current() else {
+            return;
+        };
+        let env = Env {
+            now: self.now(),
+            addr: Some(self.session.client_addr.ip()),
+            application: &self.session.application_name,
+        };
+        crate::detect::statement_started(
+            &self.ctx,
+            &policy,
+            &self.session,
+            a,
+            &env,
+            verdict.and_then(|v| v.privileged_switch.as_deref()),
+        );
+    }
+
     /// Looks at one frontend message before it is forwarded; a message
     /// pgwarden replaces is written to `out` instead.
     pub fn on_frontend(
@@ -227,6 +248,7 @@ impl Observer {
                             self.limiter.reset(&format!("cursor:{c}"));
                         }
                     }
+                    self.started(&a, verdict.as_ref());
                     self.tracker.start(a, full.clone(), verdict, None);
                     self.set_origin(origin);
                 }
@@ -287,6 +309,7 @@ impl Observer {
                             (Some(c), "FETCH") => format!("cursor:{c}"),
                             _ => format!("portal:{portal}"),
                         };
+                        self.started(&p.analysis, p.verdict.as_ref());
                         self.tracker
                             .start(p.analysis, None, p.verdict, Some(p.formats));
                         self.set_origin(Some(origin));
@@ -394,6 +417,7 @@ impl Observer {
                 if let Some(mine) = self.enforcer.swap_error(e.message) {
                     mine.put(out);
                     self.ctx.metrics.statements_refused.inc();
+                    crate::detect::statement_refused(&self.ctx, &self.session);
                     if let Some(mut f) = self.tracker.error(mine.code, &mine.message) {
                         f.outcome =
                             Outcome::Refused(ErrorInfo::new(mine.code, mine.message.clone()));
