@@ -2,9 +2,11 @@
 //! validated once, then shared through an [`arc_swap::ArcSwap`] so a reload
 //! swaps the whole thing atomically.
 
+mod audit_nats;
 mod duration;
 pub mod load;
 
+pub use audit_nats::{AuditFormat, NatsConfig};
 pub use duration::HumanDuration;
 pub use load::{load_file, ConfigError};
 
@@ -256,6 +258,10 @@ pub struct AuditConfig {
     pub sign_interval: HumanDuration,
     /// Lines between signed checkpoints at most. Default 1000.
     pub sign_interval_records: u64,
+    /// How records are written to `path`: `native` (default), `ecs` or `ocsf`.
+    pub format: AuditFormat,
+    /// `[audit.nats]`: also publish every record to NATS JetStream. Default off.
+    pub nats: Option<NatsConfig>,
 }
 
 impl Default for AuditConfig {
@@ -270,6 +276,8 @@ impl Default for AuditConfig {
             signing_key: None,
             sign_interval: HumanDuration::from_secs(10),
             sign_interval_records: 1000,
+            format: AuditFormat::Native,
+            nats: None,
         }
     }
 }
