@@ -394,4 +394,41 @@ mod tests {
         let e = parse("[audit]\non_full = \"panic\"\n", "p.toml").unwrap_err();
         assert!(e.to_string().starts_with("p.toml:2: audit.on_full"), "{e}");
     }
+
+    #[test]
+    fn audit_nats_section_is_validated() {
+        let c = parse(
+            "[audit]\npath = \"-\"\nformat = \"ocsf\"\n[audit.nats]\nurl = \"nats://n:4222\"\nformat = \"ecs\"\n",
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(c.audit.format, crate::config::AuditFormat::Ocsf);
+        let n = c.audit.nats.expect("nats section");
+        assert_eq!(n.url, "nats://n:4222");
+        assert_eq!(n.format, crate::config::AuditFormat::Ecs);
+        assert_eq!(n.stream, "PGWARDEN_AUDIT");
+        assert_eq!(n.duplicate_window.0, std::time::Duration::from_secs(120));
+        let e = parse("[audit.nats]\nurl = \"nats://n:4222\"\n", "p.toml").unwrap_err();
+        assert!(
+            e.to_string().contains("audit.nats: needs audit.path"),
+            "{e}"
+        );
+        let e = parse(
+            "[audit]\npath = \"-\"\n[audit.nats]\nstream = \"a.b\"\n",
+            "p.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("p.toml:4: audit.nats.stream"),
+            "{e}"
+        );
+        let e = parse(
+            "[audit]\npath = \"-\"\n[audit.nats]\nbuffer_max_bytes = 10\n",
+            "p.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("audit.nats.buffer_max_bytes"), "{e}");
+        let e = parse("[audit]\nformat = \"xml\"\n", "p.toml").unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:2: audit.format"), "{e}");
+    }
 }

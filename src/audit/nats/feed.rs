@@ -82,10 +82,12 @@ impl NatsFeed {
         self.stalled
     }
 
-    /// Appends the staged records to the disk buffer; with `force` (shutdown)
-    /// the size bound is ignored so nothing is lost. What does not fit
-    /// stays staged (`block`) or is dropped and counted (`drop_and_count`).
-    pub(crate) fn flush(&mut self, force: bool) {
+    /// Appends the staged records to the disk buffer; with `closing`
+    /// (shutdown) and `on_full = "block"` the size bound is ignored so
+    /// nothing is lost. What does not fit stays staged (`block`) or is
+    /// dropped and counted (`drop_and_count`).
+    pub(crate) fn flush(&mut self, closing: bool) {
+        let force = closing && self.on_full == AuditOnFull::Block;
         self.stalled = false;
         if self.ends.is_empty() {
             return;

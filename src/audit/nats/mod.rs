@@ -141,3 +141,6 @@ fn hostname() -> String {
             |h| h.replace(char::is_whitespace, "_"),
         )
 }
+
+#[cfg(test)]
+mod tests;
