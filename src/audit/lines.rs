@@ -68,6 +68,11 @@ impl Lines {
         self
     }
 
+    /// The format and JSON of the record last passed to [`Lines::push_record`].
+    pub(crate) fn last_object(&self) -> (AuditFormat, &[u8]) {
+        (self.format, &self.scratch)
+    }
+
     /// Appends `record` as the next line of `out`.
     pub(crate) fn push_record(
         &mut self,

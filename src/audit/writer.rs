@@ -332,16 +332,19 @@ impl Writer {
     /// the records now on the sink.
     fn write(&mut self) -> io::Result<u64> {
         for record in self.batch.drain(..) {
-            if let Some(n) = &mut self.nats {
-                n.push(&record);
-            }
-            match self
+            let written = self
                 .lines
-                .push_record(&record, &mut self.pending, &mut self.sink)
-            {
+                .push_record(&record, &mut self.pending, &mut self.sink);
+            let ok = written.is_ok();
+            match written {
                 Ok(()) => self.pending_records += 1,
                 // Cannot happen with these types; the line is left out whole.
                 Err(e) => tracing::error!(error = %e, "audit record could not be serialized"),
+            }
+            if let Some(n) = &mut self.nats {
+                // The file's JSON is reused when both sinks have one format.
+                let (format, json) = self.lines.last_object();
+                n.push(&record, ok.then_some((format, json)));
             }
         }
         self.lines

@@ -8,10 +8,11 @@
 //! is one past the highest in a segment or in `acked`, so `acked` is written
 //! before any segment is deleted.
 
-use super::frame::{self, Decoded, HEADER};
+use super::frame::{self, HEADER};
+use super::segment::scan;
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -20,8 +21,8 @@ const SEGMENT_BYTES: u64 = 16 << 20;
 /// A wholly acknowledged segment being written to is replaced once this big,
 /// so a healthy NATS keeps the buffer near empty without a file per record.
 const ROLL_ACKED: u64 = 1 << 20;
-/// Bytes read from a segment at once.
-const READ_CHUNK: u64 = 1 << 20;
+/// The staging buffer is given back once it grew past this.
+const SCRATCH_KEEP: usize = 4 << 20;
 
 /// One segment file.
 #[derive(Debug)]
@@ -36,9 +37,9 @@ struct Segment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ReadPos {
     /// The segment (by its first sequence number).
-    segment: u64,
+    pub(super) segment: u64,
     /// Byte offset in it.
-    offset: u64,
+    pub(super) offset: u64,
 }
 
 /// One record read back.
@@ -235,7 +236,7 @@ impl DiskBuffer {
         seg.records += n as u64;
         self.total += written;
         self.next_seq += n as u64;
-        if self.scratch.capacity() > 4 * READ_CHUNK as usize {
+        if self.scratch.capacity() > SCRATCH_KEEP {
             self.scratch = Vec::new();
         }
         Ok(n)
@@ -279,7 +280,7 @@ impl DiskBuffer {
 
     /// What to read next from `pos`: (file, from, to, position of `to`'s
     /// segment); `None` when everything has been read.
-    fn plan(&self, pos: ReadPos) -> Option<(PathBuf, u64, u64, u64)> {
+    pub(super) fn plan(&self, pos: ReadPos) -> Option<(PathBuf, u64, u64, u64)> {
         for s in &self.segments {
             if s.first_seq < pos.segment {
                 continue;
@@ -335,134 +336,6 @@ impl DiskBuffer {
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.active.as_ref().map_or(Ok(()), File::sync_data)
     }
-}
-
-/// Reads up to `max` records from `pos` (of `buffer`, locked only to plan).
-pub(crate) fn read(
-    buffer: &std::sync::Mutex<DiskBuffer>,
-    mut pos: ReadPos,
-    max: usize,
-) -> io::Result<Vec<Frame>> {
-    let mut frames = Vec::new();
-    while frames.len() < max {
-        let plan = match buffer.lock() {
-            Ok(b) => b.plan(pos),
-            Err(p) => p.into_inner().plan(pos),
-        };
-        let Some((path, from, to, segment)) = plan else {
-            break;
-        };
-        let mut file = File::open(&path)?;
-        let mut at = from;
-        let mut buf = read_range(&mut file, at, (to - at).min(READ_CHUNK))?;
-        let mut used = 0;
-        while frames.len() < max && at < to {
-            match frame::decode(buf.get(used..).unwrap_or(&[])) {
-                Decoded::Frame { seq, payload, size } => {
-                    at += size as u64;
-                    used += size;
-                    frames.push(Frame {
-                        seq,
-                        payload: payload.to_vec(),
-                        end: ReadPos {
-                            segment,
-                            offset: at,
-                        },
-                    });
-                }
-                Decoded::Incomplete { size } => {
-                    // Past the chunk: read on from here (the whole frame, when large).
-                    let want = size.map_or(READ_CHUNK, |s| (s as u64).max(READ_CHUNK));
-                    buf = read_range(&mut file, at, (to - at).min(want))?;
-                    used = 0;
-                    if buf.len() < HEADER || matches!(size, Some(s) if s as u64 > to - at) {
-                        return Err(damaged(&path, at));
-                    }
-                }
-                Decoded::Corrupt => return Err(damaged(&path, at)),
-            }
-        }
-        pos = ReadPos {
-            segment,
-            offset: at,
-        };
-    }
-    Ok(frames)
-}
-
-fn damaged(path: &Path, at: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("{}: damaged frame at byte {at}", path.display()),
-    )
-}
-
-fn read_range(file: &mut File, at: u64, len: u64) -> io::Result<Vec<u8>> {
-    file.seek(SeekFrom::Start(at))?;
-    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-    file.take(len).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
-/// Checks a segment frame by frame: (records, intact length, bytes cut,
-/// offset after the last frame numbered `acked` or lower). Everything after
-/// the first bad or half-written frame is cut off, so appends and reads see
-/// only whole frames.
-fn scan(path: &Path, first_seq: u64, acked: u64) -> io::Result<(u64, u64, u64, u64)> {
-    let file = OpenOptions::new().read(true).write(true).open(path)?;
-    let size = file.metadata()?.len();
-    let mut reader = BufReader::with_capacity(READ_CHUNK as usize, &file);
-    let mut records = 0u64;
-    let mut good = 0u64;
-    let mut acked_end = 0u64;
-    let mut buf = Vec::new();
-    loop {
-        let mut header = [0u8; HEADER];
-        if read_full(&mut reader, &mut header)? < HEADER {
-            break;
-        }
-        let len = u64::from(u32::from_le_bytes([
-            header[0], header[1], header[2], header[3],
-        ]));
-        if good + HEADER as u64 + len > size {
-            break;
-        }
-        buf.clear();
-        buf.extend_from_slice(&header);
-        buf.resize(HEADER + len as usize, 0);
-        if read_full(&mut reader, buf.get_mut(HEADER..).unwrap_or(&mut []))? < len as usize {
-            break;
-        }
-        match frame::decode(&buf) {
-            Decoded::Frame { seq, size, .. } if seq == first_seq + records => {
-                records += 1;
-                good += size as u64;
-                if seq <= acked {
-                    acked_end = good;
-                }
-            }
-            _ => break,
-        }
-    }
-    let cut = size - good;
-    if cut > 0 {
-        file.set_len(good)?;
-    }
-    Ok((records, good, cut, acked_end))
-}
-
-/// Reads until `buf` is full or the end; returns the bytes read.
-fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(buf.get_mut(n..).unwrap_or(&mut [])) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 fn read_acked(dir: &Path) -> io::Result<u64> {

@@ -1,6 +1,7 @@
 //! Unit tests of the disk buffer: segments, replay order, acknowledgement,
 //! bounds, and recovery from a half-written segment.
 
+use super::super::segment::read;
 use super::*;
 use std::sync::Mutex;
 

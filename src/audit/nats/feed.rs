@@ -53,8 +53,14 @@ impl NatsFeed {
         }
     }
 
-    /// Formats `record` into the staging area.
-    pub(crate) fn push(&mut self, record: &AuditRecord) {
+    /// Formats `record` into the staging area, or copies `formatted` (the
+    /// record already serialized in some format) when that is this sink's.
+    pub(crate) fn push(&mut self, record: &AuditRecord, formatted: Option<(AuditFormat, &[u8])>) {
+        if let Some((_, json)) = formatted.filter(|(f, _)| *f == self.format) {
+            self.staged.extend_from_slice(json);
+            self.ends.push(self.staged.len());
+            return;
+        }
         let start = self.staged.len();
         match format::write(self.format, record, &mut self.staged) {
             Ok(()) => self.ends.push(self.staged.len()),

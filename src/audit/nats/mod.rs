@@ -10,6 +10,7 @@ mod buffer;
 mod feed;
 mod frame;
 mod publish;
+mod segment;
 
 pub(crate) use feed::NatsFeed;
 

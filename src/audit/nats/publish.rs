@@ -9,7 +9,8 @@
 //! ones lost in the dead socket, and the re-sent records would then land out
 //! of order. A fresh connection sends only what this task sends, in order.
 
-use super::buffer::{self, Frame, ReadPos};
+use super::buffer::{Frame, ReadPos};
+use super::segment;
 use super::Shared;
 use crate::config::NatsConfig;
 use crate::metrics::Metrics;
@@ -177,7 +178,7 @@ impl Publisher {
     async fn read(&self, pos: ReadPos) -> std::io::Result<Vec<Frame>> {
         let shared = self.shared.clone();
         let max = self.max_in_flight;
-        tokio::task::spawn_blocking(move || buffer::read(&shared.buffer, pos, max))
+        tokio::task::spawn_blocking(move || segment::read(&shared.buffer, pos, max))
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }

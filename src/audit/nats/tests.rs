@@ -1,7 +1,8 @@
 //! The NATS sink through the audit writer, with NATS unreachable: the
 //! buffer bound and `on_full`, and shutdown keeping every record.
 
-use super::buffer::{read, DiskBuffer};
+use super::buffer::DiskBuffer;
+use super::segment::read;
 use crate::audit::record::{ConnectionEvent, ConnectionRecord, SessionContext};
 use crate::audit::AuditLog;
 use crate::config::{AuditConfig, AuditOnFull, HumanDuration, NatsConfig};
@@ -89,4 +90,28 @@ async fn with_nats_down_drop_and_count_keeps_the_buffer_bounded() {
     assert_eq!(kept, (0..kept.len() as u64).collect::<Vec<_>>());
     assert_eq!(m.audit_nats_dropped.get(), 100 - kept.len() as u64);
     assert!(m.audit_nats_buffered_bytes.get() <= 2000);
+}
+
+#[tokio::test]
+async fn the_nats_sink_has_its_own_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path(), AuditOnFull::Block, 1 << 20);
+    if let Some(n) = config.nats.as_mut() {
+        n.format = crate::config::AuditFormat::Ocsf;
+    }
+    let (h, task) = AuditLog::start(&config, &Metrics::new()).unwrap();
+    h.send(record(3)).await;
+    task.shutdown().await;
+    let (b, _) = DiskBuffer::open(&dir.path().join("buffer"), u64::MAX).unwrap();
+    let start = b.start();
+    let frames = read(&Mutex::new(b), start, 10).unwrap();
+    assert_eq!(frames.len(), 1);
+    let v: serde_json::Value = serde_json::from_slice(&frames[0].payload).unwrap();
+    assert_eq!(v["class_uid"], 4001);
+    assert_eq!(v["unmapped"]["pgwarden"]["session_id"], 3);
+    let line = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
+    assert!(
+        line.contains("\"event\":{"),
+        "the file stays native: {line}"
+    );
 }
