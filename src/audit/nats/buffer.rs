@@ -10,6 +10,7 @@
 
 use super::frame::{self, HEADER};
 use super::segment::scan;
+use nix::fcntl::{Flock, FlockArg};
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -86,6 +87,8 @@ pub(crate) struct DiskBuffer {
     acked_offset: u64,
     total: u64,
     scratch: Vec<u8>,
+    /// Held while open: two processes on one buffer would reuse numbers.
+    _lock: Flock<File>,
 }
 
 fn segment_name(first_seq: u64) -> String {
@@ -104,6 +107,7 @@ impl DiskBuffer {
             .recursive(true)
             .mode(0o750)
             .create(dir)?;
+        let lock = lock(dir)?;
         let acked = read_acked(dir)?;
         let mut firsts = Vec::new();
         for entry in fs::read_dir(dir)? {
@@ -128,6 +132,7 @@ impl DiskBuffer {
             acked_offset: 0,
             total: 0,
             scratch: Vec::new(),
+            _lock: lock,
         };
         let mut recovered = Recovered::default();
         for first in firsts {
@@ -336,6 +341,22 @@ impl DiskBuffer {
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.active.as_ref().map_or(Ok(()), File::sync_data)
     }
+}
+
+/// Takes `dir/lock` exclusively, or fails when another process has it.
+fn lock(dir: &Path) -> io::Result<Flock<File>> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o640)
+        .open(dir.join("lock"))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
+        io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!("in use by another process ({errno})"),
+        )
+    })
 }
 
 fn read_acked(dir: &Path) -> io::Result<u64> {

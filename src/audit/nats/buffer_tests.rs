@@ -190,3 +190,13 @@ fn numbers_are_never_reused_once_everything_is_acknowledged() {
     let (_, frames) = read_all(b);
     assert_eq!(seqs(&frames), vec![n + 1]);
 }
+
+#[test]
+fn one_process_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, _) = DiskBuffer::open(dir.path(), 1 << 20).unwrap();
+    let e = DiskBuffer::open(dir.path(), 1 << 20).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::WouldBlock, "{e}");
+    drop(b);
+    assert!(DiskBuffer::open(dir.path(), 1 << 20).is_ok());
+}
