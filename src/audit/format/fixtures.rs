@@ -11,6 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 /// 2023-11-14T22:13:20.123456Z.
 pub(super) const MICROS: u64 = 1_700_000_000_123_456;
 
+/// Session 7 of hr_analyst on database hr, from 10.1.2.3:51234 over TLS.
 pub(super) fn session() -> Arc<SessionContext> {
     Arc::new(SessionContext {
         backend_pid: Some(4242),

@@ -49,7 +49,7 @@ pub(crate) struct Frame {
     /// Its sequence number.
     pub(crate) seq: u64,
     /// The formatted record.
-    pub(crate) payload: Vec<u8>,
+    pub(crate) payload: bytes::Bytes,
     /// The position just after it.
     pub(crate) end: ReadPos,
 }

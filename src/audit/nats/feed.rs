@@ -33,6 +33,7 @@ pub(crate) struct NatsFeed {
 }
 
 impl NatsFeed {
+    /// A feed into `shared`'s buffer, formatting in `format`.
     pub(super) fn new(
         shared: Arc<Shared>,
         format: AuditFormat,

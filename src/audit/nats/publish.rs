@@ -59,6 +59,7 @@ pub(super) struct Publisher {
 }
 
 impl Publisher {
+    /// A publisher of `shared`'s buffer as configured by `c`.
     pub(super) fn new(
         c: &NatsConfig,
         replica: String,
@@ -225,10 +226,9 @@ impl Publisher {
                 async_nats::header::NATS_MESSAGE_ID,
                 format!("{}-{}", self.replica, f.seq).as_str(),
             );
-            let payload = bytes::Bytes::from(f.payload.clone());
             match c
                 .js
-                .publish_with_headers(self.subject.clone(), headers, payload)
+                .publish_with_headers(self.subject.clone(), headers, f.payload.clone())
                 .await
             {
                 Ok(ack) => pending.push(ack),

@@ -37,7 +37,7 @@ pub(crate) fn read(
                     used += size;
                     frames.push(Frame {
                         seq,
-                        payload: payload.to_vec(),
+                        payload: bytes::Bytes::copy_from_slice(payload),
                         end: ReadPos {
                             segment,
                             offset: at,
