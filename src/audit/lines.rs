@@ -5,6 +5,7 @@ use super::chain::{Chain, PREFIX_MAX};
 use super::checkpoint::{Reason, Signer, CHECKPOINT_MAX};
 use super::record::AuditRecord;
 use super::sink::Sink;
+use crate::config::AuditFormat;
 use std::time::{Duration, Instant, SystemTime};
 
 /// When and with what checkpoints are signed.
@@ -46,6 +47,8 @@ pub(crate) struct Lines {
     signing: Option<Signing>,
     /// One record's JSON before it is chained (reused).
     scratch: Vec<u8>,
+    /// How records are written (checkpoints are always native).
+    format: AuditFormat,
 }
 
 impl Lines {
@@ -55,7 +58,19 @@ impl Lines {
             chain,
             signing,
             scratch: Vec::new(),
+            format: AuditFormat::Native,
         }
+    }
+
+    /// Writes records in `format` instead of the native one.
+    pub(crate) fn with_format(mut self, format: AuditFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The format and JSON of the record last passed to [`Lines::push_record`].
+    pub(crate) fn last_object(&self) -> (AuditFormat, &[u8]) {
+        (self.format, &self.scratch)
     }
 
     /// Appends `record` as the next line of `out`.
@@ -66,7 +81,7 @@ impl Lines {
         sink: &mut Sink,
     ) -> serde_json::Result<()> {
         self.scratch.clear();
-        serde_json::to_writer(&mut self.scratch, record)?;
+        super::format::write(self.format, record, &mut self.scratch)?;
         self.make_room(out, sink, self.scratch.len() + PREFIX_MAX + 1);
         let start = out.len();
         self.chain.push_object(out, &self.scratch);

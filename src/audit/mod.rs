@@ -14,9 +14,11 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod cli;
+mod format;
 mod json;
 pub mod keys;
 mod lines;
+pub mod nats;
 mod record;
 mod scan;
 mod sink;
@@ -51,6 +53,9 @@ pub enum AuditError {
     /// `audit.signing_key` could not be read.
     #[error("audit.signing_key {0}")]
     Key(#[from] keys::KeyError),
+    /// The NATS sink's disk buffer could not be opened.
+    #[error(transparent)]
+    Nats(#[from] nats::NatsError),
     /// [`AuditLog::start`] was called outside a tokio runtime.
     #[error("the audit writer must be started inside a tokio runtime")]
     NoRuntime,

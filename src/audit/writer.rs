@@ -8,6 +8,7 @@ use super::chain::Chain;
 use super::checkpoint::Signer;
 use super::keys::load_signing_key;
 use super::lines::{Lines, Signing};
+use super::nats::{self, NatsFeed, NatsTask};
 use super::record::AuditRecord;
 use super::sink::Sink;
 use super::AuditError;
@@ -43,6 +44,8 @@ const PENDING_LIMIT: usize = 8 << 20;
 const SHUTDOWN_RETRIES: u32 = 3;
 /// At most one "records dropped" warning per this many milliseconds.
 const DROP_WARN_INTERVAL_MS: u64 = 10_000;
+/// How long a writer held up by a full NATS buffer waits before trying again.
+const NATS_STALL_PAUSE: Duration = Duration::from_millis(50);
 
 /// Starts the audit trail.
 #[derive(Debug)]
@@ -66,7 +69,13 @@ impl AuditLog {
         gate: Option<watch::Receiver<bool>>,
     ) -> Result<(AuditHandle, AuditTask), AuditError> {
         let Some(path) = &config.path else {
-            return Ok((AuditHandle::disabled(), AuditTask { running: None }));
+            return Ok((
+                AuditHandle::disabled(),
+                AuditTask {
+                    running: None,
+                    nats: None,
+                },
+            ));
         };
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
         let open_error = |source| AuditError::Open {
@@ -87,6 +96,13 @@ impl AuditLog {
             Sink::Stdout => Chain::new(),
             Sink::File(_) => Chain::resume(path).map_err(open_error)?,
         };
+        let (nats, nats_task) = match &config.nats {
+            Some(n) => {
+                let (feed, task) = nats::start(n, config.on_full, metrics, &runtime)?;
+                (Some(feed), Some(task))
+            }
+            None => (None, None),
+        };
         // tokio panics on a zero capacity; validation refuses it, this is belt and braces.
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let shared = Arc::new(Shared {
@@ -103,8 +119,10 @@ impl AuditLog {
             batch: Vec::with_capacity(TARGET_BATCH),
             pending: Vec::new(),
             pending_records: 0,
-            lines: Lines::new(chain, signing),
+            lines: Lines::new(chain, signing).with_format(config.format),
             seal: false,
+            nats,
+            closing: false,
         };
         let counters = Counters {
             records: metrics.audit_records.clone(),
@@ -119,6 +137,7 @@ impl AuditLog {
             },
             AuditTask {
                 running: Some((join, stop)),
+                nats: nats_task,
             },
         ))
     }
@@ -239,6 +258,8 @@ impl AuditHandle {
 #[derive(Debug)]
 pub struct AuditTask {
     running: Option<(JoinHandle<()>, CancellationToken)>,
+    /// The NATS publisher, stopped after the writer has drained into its buffer.
+    nats: Option<NatsTask>,
 }
 
 impl AuditTask {
@@ -252,6 +273,9 @@ impl AuditTask {
         stop.cancel();
         if let Err(e) = join.await {
             tracing::error!(error = %e, "audit writer task failed");
+        }
+        if let Some(n) = self.nats {
+            n.shutdown().await;
         }
     }
 }
@@ -276,29 +300,58 @@ struct Writer {
     lines: Lines,
     /// Set once the queue is closed and drained: the next write seals.
     seal: bool,
+    /// The NATS sink, fed every record too.
+    nats: Option<NatsFeed>,
+    /// Shutting down: the NATS buffer then takes everything, full or not.
+    closing: bool,
 }
 
 impl Writer {
     /// Whether there is anything to write (records, bytes, or a checkpoint).
     fn has_work(&self) -> bool {
-        !self.batch.is_empty() || !self.pending.is_empty() || self.lines.has_work(self.seal)
+        !self.batch.is_empty()
+            || !self.pending.is_empty()
+            || self.lines.has_work(self.seal)
+            || self.nats.as_ref().is_some_and(NatsFeed::has_staged)
+    }
+
+    /// Whether the NATS sink holds back enough records that the writer
+    /// should stop taking more (`on_full = "block"` with its buffer full).
+    fn nats_backlogged(&self) -> bool {
+        self.nats
+            .as_ref()
+            .is_some_and(|n| n.staged_bytes() >= PENDING_LIMIT)
+    }
+
+    /// Whether the NATS sink could not take its records at the last write.
+    fn nats_stalled(&self) -> bool {
+        self.nats.as_ref().is_some_and(NatsFeed::stalled)
     }
 
     /// Serializes the batch after what is pending and writes it all; returns
     /// the records now on the sink.
     fn write(&mut self) -> io::Result<u64> {
         for record in self.batch.drain(..) {
-            match self
+            let written = self
                 .lines
-                .push_record(&record, &mut self.pending, &mut self.sink)
-            {
+                .push_record(&record, &mut self.pending, &mut self.sink);
+            let ok = written.is_ok();
+            match written {
                 Ok(()) => self.pending_records += 1,
                 // Cannot happen with these types; the line is left out whole.
                 Err(e) => tracing::error!(error = %e, "audit record could not be serialized"),
             }
+            if let Some(n) = &mut self.nats {
+                // The file's JSON is reused when both sinks have one format.
+                let (format, json) = self.lines.last_object();
+                n.push(&record, ok.then_some((format, json)));
+            }
         }
         self.lines
             .end_batch(&mut self.pending, &mut self.sink, self.seal);
+        if let Some(n) = &mut self.nats {
+            n.flush(self.closing);
+        }
         self.sink.write_pending(&mut self.pending)?;
         if self.pending.capacity() > PENDING_LIMIT {
             self.pending = Vec::new();
@@ -320,21 +373,16 @@ async fn run(
     // Consecutive failed writes (sets the pause), and those since closing.
     let mut failures = 0u32;
     let mut failures_closing = 0u32;
+    let mut nats_stalls_closing = 0u32;
     loop {
         if let Some(g) = gate.as_mut() {
             // A dropped gate sender just opens the gate.
             let _ = g.wait_for(|paused| !*paused).await;
         }
-        if !closing && writer.pending.len() < PENDING_LIMIT {
+        if !closing && writer.pending.len() < PENDING_LIMIT && !writer.nats_backlogged() {
+            let retrying = !writer.pending.is_empty() || writer.nats_stalled();
             let checkpoint = writer.lines.checkpoint_deadline().map(Instant::from_std);
-            closing = gather(
-                &mut rx,
-                &mut writer.batch,
-                &stop,
-                !writer.pending.is_empty(),
-                checkpoint,
-            )
-            .await;
+            closing = gather(&mut rx, &mut writer.batch, &stop, retrying, checkpoint).await;
         }
         if closing {
             // Once closed (or without senders) this returns what is queued without waiting.
@@ -354,6 +402,7 @@ async fn run(
             }
             continue;
         }
+        writer.closing = closing;
         let (back, result) = match tokio::task::spawn_blocking(move || {
             let r = writer.write();
             (writer, r)
@@ -372,6 +421,25 @@ async fn run(
             Ok(n) => {
                 counters.records.inc_by(n);
                 failures = 0;
+                if writer.nats_stalled() {
+                    // The NATS buffer is full (or its disk fails): wait for
+                    // the publisher to make room rather than spin.
+                    nats_stalls_closing += u32::from(closing);
+                    if nats_stalls_closing >= SHUTDOWN_RETRIES {
+                        let lost = writer.nats.as_mut().map_or(0, NatsFeed::discard);
+                        tracing::error!(
+                            records = lost,
+                            "NATS audit buffer still failing at shutdown; records lost to the NATS sink"
+                        );
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(NATS_STALL_PAUSE) => {}
+                        _ = stop.cancelled(), if !closing => {
+                            rx.close();
+                            closing = true;
+                        }
+                    }
+                }
             }
             Err(e) => {
                 failures += 1;
@@ -402,7 +470,13 @@ async fn run(
         }
     }
     counters.queue.set(0);
-    let synced = tokio::task::spawn_blocking(move || writer.sink.sync()).await;
+    let synced = tokio::task::spawn_blocking(move || {
+        if let Some(Err(e)) = writer.nats.as_ref().map(NatsFeed::sync) {
+            tracing::error!(error = %e, "NATS audit buffer fsync failed");
+        }
+        writer.sink.sync()
+    })
+    .await;
     match synced {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "audit log fsync failed"),

@@ -242,6 +242,57 @@ fn validate_audit(a: &super::AuditConfig) -> Result<(), (String, String)> {
             return Err(("audit.signing_key".into(), e.to_string()));
         }
     }
+    if let Some(n) = &a.nats {
+        if a.path.is_none() {
+            return bad(
+                "audit.nats",
+                "needs audit.path (the file sink runs alongside)",
+            );
+        }
+        validate_nats(n)?;
+    }
+    Ok(())
+}
+
+/// Limits of `[audit.nats]`.
+fn validate_nats(n: &super::NatsConfig) -> Result<(), (String, String)> {
+    let bad = |f: &str, m: &str| Err((format!("audit.nats.{f}"), m.to_owned()));
+    if !n.url.contains("://") && n.url.rsplit_once(':').is_none() {
+        return bad("url", "is not a NATS URL (nats://HOST:PORT)");
+    }
+    // JetStream subjects and stream names: no spaces; a stream name no '.', '*', '>'.
+    if n.subject.is_empty() || n.subject.contains(char::is_whitespace) {
+        return bad("subject", "must be a non-empty subject without spaces");
+    }
+    if n.stream.is_empty()
+        || n.stream
+            .contains(|c: char| c.is_whitespace() || matches!(c, '.' | '*' | '>' | '/' | '\\'))
+    {
+        return bad(
+            "stream",
+            "must be a name without spaces, '.', '*', '>', '/'",
+        );
+    }
+    if n.buffer_dir.as_os_str().is_empty() {
+        return bad("buffer_dir", "must not be empty");
+    }
+    if n.buffer_max_bytes < 1 << 20 {
+        return bad("buffer_max_bytes", "must be at least 1048576 (1 MiB)");
+    }
+    if n.max_in_flight == 0 || n.max_in_flight > 4096 {
+        return bad("max_in_flight", "must be between 1 and 4096");
+    }
+    if n.ack_timeout.0 < std::time::Duration::from_millis(100) {
+        return bad("ack_timeout", "must be at least 100ms");
+    }
+    if n.duplicate_window.0 < std::time::Duration::from_secs(1) {
+        return bad("duplicate_window", "must be at least 1s");
+    }
+    if let Some(r) = &n.replica_id {
+        if r.is_empty() || r.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return bad("replica_id", "must be a non-empty name without spaces");
+        }
+    }
     Ok(())
 }
 
@@ -419,5 +470,42 @@ mod tests {
             e.to_string().starts_with("p.toml:2: alerts.max_delay"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn audit_nats_section_is_validated() {
+        let c = parse(
+            "[audit]\npath = \"-\"\nformat = \"ocsf\"\n[audit.nats]\nurl = \"nats://n:4222\"\nformat = \"ecs\"\n",
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(c.audit.format, crate::config::AuditFormat::Ocsf);
+        let n = c.audit.nats.expect("nats section");
+        assert_eq!(n.url, "nats://n:4222");
+        assert_eq!(n.format, crate::config::AuditFormat::Ecs);
+        assert_eq!(n.stream, "PGWARDEN_AUDIT");
+        assert_eq!(n.duplicate_window.0, std::time::Duration::from_secs(120));
+        let e = parse("[audit.nats]\nurl = \"nats://n:4222\"\n", "p.toml").unwrap_err();
+        assert!(
+            e.to_string().contains("audit.nats: needs audit.path"),
+            "{e}"
+        );
+        let e = parse(
+            "[audit]\npath = \"-\"\n[audit.nats]\nstream = \"a.b\"\n",
+            "p.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("p.toml:4: audit.nats.stream"),
+            "{e}"
+        );
+        let e = parse(
+            "[audit]\npath = \"-\"\n[audit.nats]\nbuffer_max_bytes = 10\n",
+            "p.toml",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("audit.nats.buffer_max_bytes"), "{e}");
+        let e = parse("[audit]\nformat = \"xml\"\n", "p.toml").unwrap_err();
+        assert!(e.to_string().starts_with("p.toml:2: audit.format"), "{e}");
     }
 }

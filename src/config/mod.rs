@@ -3,11 +3,13 @@
 //! swaps the whole thing atomically.
 
 pub mod alerts;
+mod audit_nats;
 pub mod budget;
 mod duration;
 pub mod load;
 
 pub use alerts::AlertConfig;
+pub use audit_nats::{AuditFormat, NatsConfig};
 pub use budget::{BudgetConfig, BudgetStore};
 pub use duration::HumanDuration;
 pub use load::{load_file, ConfigError};
@@ -264,6 +266,10 @@ pub struct AuditConfig {
     pub sign_interval: HumanDuration,
     /// Lines between signed checkpoints at most. Default 1000.
     pub sign_interval_records: u64,
+    /// How records are written to `path`: `native` (default), `ecs` or `ocsf`.
+    pub format: AuditFormat,
+    /// `[audit.nats]`: also publish every record to NATS JetStream. Default off.
+    pub nats: Option<NatsConfig>,
 }
 
 impl Default for AuditConfig {
@@ -278,6 +284,8 @@ impl Default for AuditConfig {
             signing_key: None,
             sign_interval: HumanDuration::from_secs(10),
             sign_interval_records: 1000,
+            format: AuditFormat::Native,
+            nats: None,
         }
     }
 }

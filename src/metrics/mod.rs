@@ -47,6 +47,14 @@ pub struct Metrics {
     pub audit_queue: IntGauge,
     /// Failed writes to the audit sink (retried).
     pub audit_write_errors: IntCounter,
+    /// Audit records JetStream acknowledged (`[audit.nats]`).
+    pub audit_nats_published: IntCounter,
+    /// Bytes in the NATS disk buffer not yet acknowledged.
+    pub audit_nats_buffered_bytes: IntGauge,
+    /// Failed NATS connects, publishes and buffer writes (all retried).
+    pub audit_nats_publish_errors: IntCounter,
+    /// Records left out of the NATS sink (buffer full with `drop_and_count`).
+    pub audit_nats_dropped: IntCounter,
     /// Statements refused by a policy.
     pub statements_refused: IntCounter,
     /// DataRows whose cells a policy masked.
@@ -153,6 +161,26 @@ impl Metrics {
             "Alert messages lost: a queue was full, or a webhook was given up on.",
         )
         .expect("static metric");
+        let audit_nats_published = IntCounter::new(
+            "pgwarden_audit_nats_published_total",
+            "Audit records published to NATS JetStream and acknowledged.",
+        )
+        .expect("static metric");
+        let audit_nats_buffered_bytes = IntGauge::new(
+            "pgwarden_audit_nats_buffered_bytes",
+            "Bytes in the NATS disk buffer waiting for an acknowledgement.",
+        )
+        .expect("static metric");
+        let audit_nats_publish_errors = IntCounter::new(
+            "pgwarden_audit_nats_publish_errors_total",
+            "Failed NATS connects, publishes and buffer writes (retried).",
+        )
+        .expect("static metric");
+        let audit_nats_dropped = IntCounter::new(
+            "pgwarden_audit_nats_dropped_total",
+            "Audit records left out of the NATS sink because its buffer was full.",
+        )
+        .expect("static metric");
         let statements = IntCounterVec::new(
             Opts::new(
                 "pgwarden_statements_total",
@@ -199,6 +227,10 @@ impl Metrics {
             Box::new(alerts.clone()),
             Box::new(alert_webhook_failures.clone()),
             Box::new(alerts_dropped.clone()),
+            Box::new(audit_nats_published.clone()),
+            Box::new(audit_nats_buffered_bytes.clone()),
+            Box::new(audit_nats_publish_errors.clone()),
+            Box::new(audit_nats_dropped.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -221,6 +253,10 @@ impl Metrics {
             alerts,
             alert_webhook_failures,
             alerts_dropped,
+            audit_nats_published,
+            audit_nats_buffered_bytes,
+            audit_nats_publish_errors,
+            audit_nats_dropped,
             statements_analysed: statements.with_label_values(&["analysed"]),
             statements_unanalysed: statements.with_label_values(&["unanalysed"]),
             statements_refused,
