@@ -222,27 +222,7 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
                     "a rule must say read, write or both",
                 ));
             }
-            let mut targets = Vec::new();
-            for (j, t) in r.on.iter().enumerate() {
-                targets.push(if t == "*" {
-                    Target::All
-                } else if t.contains('.') {
-                    Target::Name(Pattern::parse(t).map_err(|m| invalid(p, &at(&format!("on[{j}]")), m))?)
-                } else {
-                    let c = policy
-                        .classifications
-                        .iter()
-                        .position(|c| &c.name == t)
-                        .ok_or_else(|| {
-                            invalid(
-                                p,
-                                &at(&format!("on[{j}]")),
-                                format!("\"{t}\" is not a classification (tables and columns are written schema.table[.column])"),
-                            )
-                        })?;
-                    Target::Class(c)
-                });
-            }
+            let targets = parse_targets(&policy, p, &r.on, &at("on"))?;
             let read = match &r.read {
                 None => None,
                 Some(s) => Some(ReadAction::parse(s).map_err(|m| invalid(p, &at("read"), m))?),
@@ -307,30 +287,7 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
             if window.is_zero() {
                 return Err(invalid(p, &at("window"), "must be more than 0s"));
             }
-            let mut targets = Vec::new();
-            for (j, t) in l.on.iter().enumerate() {
-                targets.push(if t == "*" {
-                    Target::All
-                } else if t.contains('.') {
-                    Target::Name(
-                        Pattern::parse(t).map_err(|m| invalid(p, &at(&format!("on[{j}]")), m))?,
-                    )
-                } else {
-                    Target::Class(
-                        policy
-                            .classifications
-                            .iter()
-                            .position(|c| &c.name == t)
-                            .ok_or_else(|| {
-                                invalid(
-                                    p,
-                                    &at(&format!("on[{j}]")),
-                                    format!("\"{t}\" is not a classification"),
-                                )
-                            })?,
-                    )
-                });
-            }
+            let targets = parse_targets(&policy, p, &l.on, &at("on"))?;
             let everyone = l.roles.iter().any(|x| x == "*");
             policy.limits.push(Arc::new(super::compiled::Limit {
                 name: Arc::from(l.name.as_str()),
@@ -353,6 +310,42 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
         tracing::info!("more than 64 rules: conditions past the 64th are evaluated per statement");
     }
     Ok(policy)
+}
+
+/// Parses an `on` list: `*`, `schema.table[.column]` patterns, or
+/// classification names; `field` names the list in errors.
+fn parse_targets(
+    policy: &Policy,
+    p: &Parsed,
+    on: &[String],
+    field: &str,
+) -> Result<Vec<Target>, PolicyError> {
+    on.iter()
+        .enumerate()
+        .map(|(j, t)| {
+            let at = format!("{field}[{j}]");
+            if t == "*" {
+                Ok(Target::All)
+            } else if t.contains('.') {
+                Pattern::parse(t)
+                    .map(Target::Name)
+                    .map_err(|m| invalid(p, &at, m))
+            } else {
+                policy
+                    .classifications
+                    .iter()
+                    .position(|c| &c.name == t)
+                    .map(Target::Class)
+                    .ok_or_else(|| {
+                        invalid(
+                            p,
+                            &at,
+                            format!("\"{t}\" is not a classification (tables and columns are written schema.table[.column])"),
+                        )
+                    })
+            }
+        })
+        .collect()
 }
 
 /// Two classifications claiming the same pattern with the same specificity
