@@ -5,15 +5,15 @@
 
 mod common;
 
+use common::guarded::{policy_dir, Guarded};
 use common::hook::Hook;
 use common::raw::Raw;
 use common::redis::RedisServer;
-use common::{hr_database, pg, Pg, SUPERUSER, TRUST_USER};
+use common::{hr_database, pg, Pg, TRUST_USER};
 use futures_util::{pin_mut, TryStreamExt};
 use pgwarden::config::{BudgetStore, Config};
-use pgwarden::Server;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tokio_postgres::Client;
@@ -36,65 +36,10 @@ async fn hr(pg: &Pg) {
         .await;
 }
 
-/// A policy directory holding `text`.
-fn policy(text: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("limits.toml"), text).unwrap();
-    dir
-}
-
-struct Guarded {
-    server: Option<Server>,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Guarded {
-    async fn start(policy: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
-        let pg = pg();
-        hr(&pg).await;
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("audit.log");
-        let mut config = common::config_for(&pg);
-        config.audit.path = Some(log.clone());
-        config.catalog.user = SUPERUSER.0.into();
-        config.catalog.password = Some(SUPERUSER.1.into());
-        config.policy.path = Some(policy.to_owned());
-        tweak(&mut config);
-        let server = Server::start(config).await.expect("proxy starts");
-        Self {
-            port: server.local_addr.port(),
-            server: Some(server),
-            log,
-            _dir: dir,
-        }
-    }
-
-    async fn login(&self, role: &str) -> Client {
-        common::connect(self.port, role, role, DB).await
-    }
-
-    async fn records(mut self) -> Vec<Value> {
-        let server = self.server.take().unwrap();
-        server.shutdown();
-        tokio::time::timeout(Duration::from_secs(30), server.wait())
-            .await
-            .expect("proxy stops");
-        std::fs::read_to_string(&self.log)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Some(s) = &self.server {
-            s.shutdown();
-        }
-    }
+/// A proxy with `policy` in front of the 2,000-employee HR database.
+async fn guarded(policy: &Path, tweak: impl FnOnce(&mut Config)) -> Guarded {
+    hr(&pg()).await;
+    Guarded::start(DB, policy, tweak).await
 }
 
 /// Rows that arrive through the extended protocol before the error.
@@ -135,10 +80,10 @@ block_rows = 500
 
 #[tokio::test]
 async fn a_statement_is_stopped_mid_stream_and_the_session_goes_on() {
-    let pol = policy(BLOCK_500);
+    let pol = policy_dir(BLOCK_500);
     let hook = Hook::start(0).await;
     let url = hook.url();
-    let g = Guarded::start(pol.path(), |c| {
+    let g = guarded(pol.path(), |c| {
         c.alerts.webhooks = vec![url];
         c.alerts.group_window = pgwarden::config::HumanDuration(Duration::ZERO);
     })
@@ -231,8 +176,8 @@ async fn a_statement_is_stopped_mid_stream_and_the_session_goes_on() {
 
 #[tokio::test]
 async fn cursor_fetches_and_execute_batches_add_up() {
-    let pol = policy(BLOCK_500);
-    let g = Guarded::start(pol.path(), |_| {}).await;
+    let pol = policy_dir(BLOCK_500);
+    let g = guarded(pol.path(), |_| {}).await;
     let mut a = g.login("hr_analyst").await;
     // FETCH in batches of 200 from one cursor: the third stops at 500.
     a.batch_execute("BEGIN; DECLARE c CURSOR FOR SELECT id FROM hr.employees")
@@ -294,8 +239,8 @@ async fn read_all(port: u16) -> (usize, Option<tokio_postgres::Error>) {
 
 #[tokio::test]
 async fn a_window_budget_spans_sessions() {
-    let pol = policy(WINDOW_5000);
-    let g = Guarded::start(pol.path(), |_| {}).await;
+    let pol = policy_dir(WINDOW_5000);
+    let g = guarded(pol.path(), |_| {}).await;
     assert_eq!(read_all(g.port).await.0, 2000);
     assert_eq!(read_all(g.port).await.0, 2000);
     let (n, e) = read_all(g.port).await;
@@ -315,14 +260,14 @@ async fn two_instances_share_one_budget_through_redis() {
         eprintln!("redis-server not installed: skipping the shared-budget test");
         return;
     };
-    let pol = policy(WINDOW_5000);
+    let pol = policy_dir(WINDOW_5000);
     let url = redis.url();
     let with_redis = |c: &mut Config| {
         c.budget.store = BudgetStore::Redis;
         c.budget.redis_url = Some(url.clone());
     };
-    let a = Guarded::start(pol.path(), with_redis).await;
-    let b = Guarded::start(pol.path(), with_redis).await;
+    let a = guarded(pol.path(), with_redis).await;
+    let b = guarded(pol.path(), with_redis).await;
     assert_eq!(read_all(a.port).await.0, 2000);
     assert_eq!(read_all(b.port).await.0, 2000);
     let (n, e) = read_all(a.port).await;

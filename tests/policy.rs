@@ -7,9 +7,9 @@
 
 mod common;
 
+use common::guarded::Guarded;
 use common::{crate_path, hr_database, pg, Pg, SUPERUSER};
 use pgwarden::config::Config;
-use pgwarden::Server;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,66 +39,22 @@ async fn hr(pg: &Pg) {
         .await;
 }
 
-/// A proxy with a policy (and an audit log in `dir`).
-struct Guarded {
-    server: Option<Server>,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// A proxy with `policy` in front of the HR database (loaded first).
+async fn guarded(policy: &Path, tweak: impl FnOnce(&mut Config)) -> Guarded {
+    hr(&pg()).await;
+    Guarded::start(DB, policy, |c| {
+        c.policy.hash_key = Some("test-key".into());
+        tweak(c);
+    })
+    .await
 }
 
-impl Guarded {
-    async fn start(policy: &Path) -> Self {
-        Self::start_with(policy, |_| {}).await
-    }
-
-    async fn start_with(policy: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
-        let pg = pg();
-        hr(&pg).await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = dir.path().join("audit.log");
-        let mut config = common::config_for(&pg);
-        config.audit.path = Some(log.clone());
-        config.catalog.user = SUPERUSER.0.into();
-        config.catalog.password = Some(SUPERUSER.1.into());
-        config.policy.path = Some(policy.to_owned());
-        config.policy.hash_key = Some("test-key".into());
-        tweak(&mut config);
-        let server = Server::start(config).await.expect("proxy starts");
-        Self {
-            port: server.local_addr.port(),
-            server: Some(server),
-            log,
-            _dir: dir,
-        }
-    }
-
-    async fn login(&self, role: &str) -> Client {
-        common::connect(self.port, role, role, DB).await
-    }
-
-    /// Stops the proxy and returns its statement records.
-    async fn records(mut self) -> Vec<Value> {
-        let server = self.server.take().expect("running");
-        server.shutdown();
-        tokio::time::timeout(Duration::from_secs(30), server.wait())
-            .await
-            .expect("proxy stops");
-        std::fs::read_to_string(&self.log)
-            .expect("audit log")
-            .lines()
-            .map(|l| serde_json::from_str(l).expect("json line"))
-            .filter(|v: &Value| v["event"]["action"] == "statement")
-            .collect()
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        if let Some(s) = &self.server {
-            s.shutdown();
-        }
-    }
+/// Statement records only.
+fn statements(records: Vec<Value>) -> Vec<Value> {
+    records
+        .into_iter()
+        .filter(|r| r["event"]["action"] == "statement")
+        .collect()
 }
 
 fn demo_policy() -> PathBuf {
@@ -158,7 +114,7 @@ async fn allowed_both(c: &Client, sql: &str) {
 
 #[tokio::test]
 async fn demo_rules_allow_deny_in_both_protocols() {
-    let g = Guarded::start(&demo_policy()).await;
+    let g = guarded(&demo_policy(), |_| {}).await;
     let admin = g.login("hr_admin").await;
     allowed_both(
         &admin,
@@ -259,7 +215,7 @@ async fn demo_rules_allow_deny_in_both_protocols() {
     .await;
 
     // The refusals are in the audit trail with their rule and column.
-    let records = g.records().await;
+    let records = statements(g.records().await);
     let refused: Vec<&Value> = records
         .iter()
         .filter(|r| r["pgwarden"]["policy"]["action"] == "deny")
@@ -317,7 +273,7 @@ async fn decode_binary(c: &Client, ty: &str, bytes: Vec<u8>) -> String {
 #[tokio::test]
 async fn masks_in_text_and_binary_stay_decodable() {
     let pg = pg();
-    let g = Guarded::start(&demo_policy()).await;
+    let g = guarded(&demo_policy(), |_| {}).await;
     hr(&pg).await;
     let direct = common::superuser(&pg, DB).await;
     let truth = direct
@@ -429,7 +385,7 @@ async fn masks_in_text_and_binary_stay_decodable() {
     )
     .await;
 
-    let records = g.records().await;
+    let records = statements(g.records().await);
     let masked: Vec<&Value> = records
         .iter()
         .filter(|r| r["pgwarden"]["policy"]["action"] == "mask")
@@ -447,7 +403,7 @@ async fn masks_in_text_and_binary_stay_decodable() {
 
 #[tokio::test]
 async fn refusal_has_postgres_transaction_semantics() {
-    let g = Guarded::start(&demo_policy()).await;
+    let g = guarded(&demo_policy(), |_| {}).await;
     let analyst = g.login("hr_analyst").await;
     // Simple protocol inside a transaction: the refusal aborts it.
     analyst.simple_query("BEGIN").await.unwrap();
@@ -517,7 +473,7 @@ async fn refusal_has_postgres_transaction_semantics() {
 
 #[tokio::test]
 async fn evasions_are_refused() {
-    let g = Guarded::start(&demo_policy()).await;
+    let g = guarded(&demo_policy(), |_| {}).await;
     let a = g.login("hr_analyst").await;
     let ssn = "hr.employees.ssn";
     for sql in [
@@ -695,7 +651,7 @@ async fn evasions_are_refused() {
     // The switch to a privileged role is in the audit trail.
     admin.simple_query("SET ROLE hr_admin").await.unwrap();
     drop((a, admin));
-    let records = g.records().await;
+    let records = statements(g.records().await);
     assert!(
         records
             .iter()
@@ -715,7 +671,7 @@ fn policy_copy(edit: impl FnOnce(String) -> String) -> tempfile::TempDir {
 #[tokio::test]
 async fn monitor_mode_records_and_changes_nothing() {
     let pol = policy_copy(|t| t.replace("mode = \"enforce\"", "mode = \"monitor\""));
-    let g = Guarded::start(pol.path()).await;
+    let g = guarded(pol.path(), |_| {}).await;
     let a = g.login("hr_analyst").await;
     let pg = pg();
     let direct = common::superuser(&pg, DB).await;
@@ -744,7 +700,7 @@ async fn monitor_mode_records_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(rows[0][0].as_deref(), Some(dob_direct.as_str()));
-    let records = g.records().await;
+    let records = statements(g.records().await);
     let actions: Vec<&str> = records
         .iter()
         .filter_map(|r| r["pgwarden"]["policy"]["action"].as_str())
@@ -756,7 +712,7 @@ async fn monitor_mode_records_and_changes_nothing() {
 #[tokio::test]
 async fn policy_reloads_when_files_change_and_keeps_the_old_on_errors() {
     let pol = policy_copy(|t| t);
-    let g = Guarded::start_with(pol.path(), |c| {
+    let g = guarded(pol.path(), |c| {
         c.policy.watch_interval = pgwarden::config::HumanDuration(Duration::from_millis(100));
     })
     .await;
@@ -792,7 +748,7 @@ async fn policy_reloads_when_files_change_and_keeps_the_old_on_errors() {
         .await
         .unwrap_err();
     assert_refused(&e, "hr.employees.hire_date", "old policy kept");
-    let server = g.server.as_ref().unwrap();
+    let server = g.server();
     let (_, body) = common::http_get(server.metrics_addr.unwrap(), "/metrics").await;
     assert!(
         common::metric(&body, "pgwarden_policy_reloads_total{result=\"error\"}") >= 1.0,

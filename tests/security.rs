@@ -5,11 +5,9 @@
 
 mod common;
 
+use common::guarded::{policy_dir, Guarded};
 use common::{hr_database, pg, SUPERUSER};
-use pgwarden::config::Config;
-use pgwarden::Server;
 use serde_json::Value;
-use std::path::PathBuf;
 use std::time::Duration;
 
 const DB: &str = "security_hr";
@@ -40,63 +38,27 @@ refusals_window = "5m"
 office_hours = { days = ["mon", "tue", "wed", "thu", "fri"], hours = "08:00-18:00", timezone = "Europe/Berlin" }
 "#;
 
-struct Watched {
-    server: Option<Server>,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
+/// A proxy with [`POLICY`], time fixed at `fixed_time` when given.
+async fn watched(fixed_time: Option<&str>) -> (Guarded, tempfile::TempDir) {
+    static LOADED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    LOADED
+        .get_or_init(|| async {
+            hr_database(&pg(), DB, 50).await;
+        })
+        .await;
+    let dir = policy_dir(POLICY);
+    let fixed = fixed_time.map(|t| humantime::parse_rfc3339(t).expect("RFC 3339"));
+    let g = Guarded::start(DB, dir.path(), |c| c.policy.fixed_time = fixed).await;
+    (g, dir)
 }
 
-impl Watched {
-    async fn start(fixed_time: Option<&str>) -> Self {
-        let pg = pg();
-        static LOADED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-        LOADED
-            .get_or_init(|| async {
-                hr_database(&pg, DB, 50).await;
-            })
-            .await;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("policies")).unwrap();
-        std::fs::write(dir.path().join("policies/p.toml"), POLICY).unwrap();
-        let log = dir.path().join("audit.log");
-        let mut config: Config = common::config_for(&pg);
-        config.audit.path = Some(log.clone());
-        config.catalog.user = SUPERUSER.0.into();
-        config.catalog.password = Some(SUPERUSER.1.into());
-        config.policy.path = Some(dir.path().join("policies"));
-        config.policy.fixed_time = fixed_time.map(|t| humantime::parse_rfc3339(t).unwrap());
-        let server = Server::start(config).await.expect("proxy starts");
-        Self {
-            port: server.local_addr.port(),
-            server: Some(server),
-            log,
-            _dir: dir,
-        }
-    }
-
-    /// Stops the proxy; the alert records in the audit log.
-    async fn alerts(mut self) -> Vec<Value> {
-        let server = self.server.take().unwrap();
-        server.shutdown();
-        tokio::time::timeout(Duration::from_secs(30), server.wait())
-            .await
-            .expect("proxy stops");
-        std::fs::read_to_string(&self.log)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .filter(|r| r["event"]["kind"] == "alert")
-            .collect()
-    }
-}
-
-impl Drop for Watched {
-    fn drop(&mut self) {
-        if let Some(s) = &self.server {
-            s.shutdown();
-        }
-    }
+/// Stops the proxy; the alert records in its audit log.
+async fn alerts(g: Guarded) -> Vec<Value> {
+    g.records()
+        .await
+        .into_iter()
+        .filter(|r| r["event"]["kind"] == "alert")
+        .collect()
 }
 
 fn of_kind<'a>(alerts: &'a [Value], kind: &str) -> Vec<&'a Value> {
@@ -108,7 +70,7 @@ fn of_kind<'a>(alerts: &'a [Value], kind: &str) -> Vec<&'a Value> {
 
 #[tokio::test]
 async fn brute_force_alerts_then_the_address_cools_down() {
-    let w = Watched::start(None).await;
+    let (w, _policy) = watched(None).await;
     for _ in 0..20 {
         let e = common::login_error(w.port, "hr_analyst", "wrong", DB).await;
         assert_eq!(e.code().code(), "28P01");
@@ -121,7 +83,7 @@ async fn brute_force_alerts_then_the_address_cools_down() {
         "{}",
         e.message()
     );
-    let alerts = w.alerts().await;
+    let alerts = alerts(w).await;
     let failed = of_kind(&alerts, "failed_logins");
     let rules: Vec<&str> = failed
         .iter()
@@ -147,7 +109,7 @@ async fn brute_force_alerts_then_the_address_cools_down() {
 #[tokio::test]
 async fn off_hours_reads_probing_and_privilege_changes_alert() {
     // Sunday 2026-11-22, 03:00 in Berlin.
-    let w = Watched::start(Some("2026-11-22T02:00:00Z")).await;
+    let (w, _policy) = watched(Some("2026-11-22T02:00:00Z")).await;
     let a = common::connect(w.port, "hr_analyst", "hr_analyst", DB).await;
     a.simple_query("SELECT first_name FROM hr.employees LIMIT 1")
         .await
@@ -167,7 +129,7 @@ async fn off_hours_reads_probing_and_privilege_changes_alert() {
         .unwrap();
     drop((a, su, pg));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let alerts = w.alerts().await;
+    let alerts = alerts(w).await;
     let off = of_kind(&alerts, "off_hours_access");
     assert!(!off.is_empty(), "off-hours alert: {alerts:?}");
     assert!(off[0]["pgwarden"]["alert"]["evidence"]["columns"]

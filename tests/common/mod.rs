@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod guarded;
 pub mod hook;
 pub mod raw;
 pub mod redis;
