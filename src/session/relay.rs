@@ -34,6 +34,9 @@ const HIGH_WATER: usize = 256 * 1024;
 /// Buffers larger than this are released once empty, so a session that once
 /// moved a big row does not keep the memory.
 const SHRINK_ABOVE: usize = 256 * 1024;
+/// Least time between two catalog reloads a session asks for because a
+/// name was missing.
+const RELOAD_GAP: Duration = Duration::from_millis(500);
 /// Time allowed to deliver final messages when a session ends.
 const CLOSE_FLUSH: Duration = Duration::from_secs(5);
 
@@ -545,18 +548,29 @@ impl Session {
                 .is_some_and(|u| u.contains("does not exist"))
         });
         // A name created by another session: reload, but not in a tight
-        // loop. The reload is never skipped, only delayed: a policy trusts
-        // that a relation missing from the snapshot is missing on the server
-        // (it could be a new view over protected columns).
-        if missing {
-            if let Some(t) = self.last_reload {
-                let gap = Duration::from_millis(500);
-                if t.elapsed() < gap {
-                    tokio::time::sleep(gap - t.elapsed()).await;
-                }
+        // loop. Where a policy protects something in this database, the
+        // reload is never skipped, only delayed: the policy trusts that a
+        // relation missing from the snapshot is missing on the server (it
+        // could be a new view over protected columns).
+        let relation_missing = result.iter().any(|a| {
+            a.unanalysed
+                .as_deref()
+                .is_some_and(|u| u.starts_with("relation") && u.contains("does not exist"))
+        });
+        let guarded = relation_missing
+            && self
+                .ctx
+                .policy
+                .current()
+                .is_some_and(|p| p.protects_anything(&catalog));
+        let since = self.last_reload.map(|t| t.elapsed());
+        let retry_missing = missing && since.is_none_or(|e| e > RELOAD_GAP);
+        if guarded && !retry_missing {
+            if let Some(e) = since {
+                tokio::time::sleep(RELOAD_GAP.saturating_sub(e)).await;
             }
         }
-        if stale || missing {
+        if stale || retry_missing || guarded {
             obs.catalog_stale = false;
             self.last_reload = Some(Instant::now());
             match self.ctx.catalogs.reload_now(&self.info.database).await {
