@@ -264,8 +264,11 @@ impl Enforcer {
             if let Ok(parts) = pg_query::split_with_scanner(text) {
                 if let Some(last) = parts.get(index - 1) {
                     // The prefix up to the end of the statement before.
-                    let end = last.as_ptr() as usize - text.as_ptr() as usize + last.len();
-                    if let Some(prefix) = text.get(..end) {
+                    // The parts are slices of `text`; checked, never trusted.
+                    let end = (last.as_ptr() as usize)
+                        .checked_sub(text.as_ptr() as usize)
+                        .map(|start| start + last.len());
+                    if let Some(prefix) = end.and_then(|e| text.get(..e)) {
                         sql.push_str(prefix);
                         sql.push_str(";\n");
                     }
