@@ -100,29 +100,36 @@ impl Env {
         port
     }
 
-    /// Starts a second pgwarden with the audit trail on (every statement
-    /// analysed and written to a file in the bench directory).
-    pub fn start_pgwarden_audited(&mut self) -> u16 {
+    /// Starts a pgwarden named `name` from a config file with the audit
+    /// trail on (a file in the bench directory) and `extra` TOML appended.
+    fn spawn_audited(&self, name: &str, extra: &str) -> (u16, Service) {
         let port = free_port();
-        let log = self.dir.path().join("pgwarden-audit.log");
-        let config = self.dir.path().join("pgwarden-audit.toml");
-        let audit = self.dir.path().join("audit.log");
+        let log = self.dir.path().join(format!("{name}.log"));
+        let config = self.dir.path().join(format!("{name}.toml"));
+        let audit = self.dir.path().join(format!("{name}-audit.log"));
         std::fs::write(
             &config,
             format!(
                 "[proxy]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\naddress = \"127.0.0.1:{}\"\ntls = \"disable\"\n\n\
-                 [catalog]\nuser = \"postgres\"\n\n[audit]\npath = \"{}\"\nmax_file_size = 1073741824\n",
+                 [catalog]\nuser = \"postgres\"\n\n[audit]\npath = \"{}\"\nmax_file_size = 1073741824\n\n{extra}",
                 self.pg_port(),
                 audit.display()
             ),
         )
-        .expect("cannot write the audited pgwarden's config");
+        .unwrap_or_else(|e| panic!("cannot write {name}'s config: {e}"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgwarden"));
         cmd.args(["serve", "--config"])
             .arg(&config)
             .env("RUST_LOG", "warn")
             .env_remove("PGWARDEN_CONFIG");
-        self.pgwarden_audit = Some(Service::spawn("pgwarden+audit", cmd, port, &log));
+        (port, Service::spawn(name, cmd, port, &log))
+    }
+
+    /// Starts a second pgwarden with the audit trail on (every statement
+    /// analysed and written to a file in the bench directory).
+    pub fn start_pgwarden_audited(&mut self) -> u16 {
+        let (port, s) = self.spawn_audited("pgwarden+audit", "");
+        self.pgwarden_audit = Some(s);
         port
     }
 
@@ -130,31 +137,15 @@ impl Env {
     /// the pgbench tables: every statement is decided, and `abalance` is
     /// masked (bucket) in every row returned.
     pub fn start_pgwarden_policy(&mut self) -> u16 {
-        let port = free_port();
-        let log = self.dir.path().join("pgwarden-policy.log");
-        let config = self.dir.path().join("pgwarden-policy.toml");
-        let audit = self.dir.path().join("audit-policy.log");
         let policies = self.dir.path().join("policies");
         std::fs::create_dir_all(&policies).expect("policy dir");
         std::fs::write(policies.join("bench.toml"), BENCH_POLICY).expect("policy file");
-        std::fs::write(
-            &config,
-            format!(
-                "[proxy]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\naddress = \"127.0.0.1:{}\"\ntls = \"disable\"\n\n\
-                 [catalog]\nuser = \"postgres\"\n\n[audit]\npath = \"{}\"\nmax_file_size = 1073741824\n\n\
-                 [policy]\npath = \"{}\"\nhash_key = \"bench\"\n",
-                self.pg_port(),
-                audit.display(),
-                policies.display()
-            ),
-        )
-        .expect("cannot write the policy pgwarden's config");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgwarden"));
-        cmd.args(["serve", "--config"])
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .env_remove("PGWARDEN_CONFIG");
-        self.pgwarden_policy = Some(Service::spawn("pgwarden+policy", cmd, port, &log));
+        let extra = format!(
+            "[policy]\npath = \"{}\"\nhash_key = \"bench\"\n",
+            policies.display()
+        );
+        let (port, s) = self.spawn_audited("pgwarden+policy", &extra);
+        self.pgwarden_policy = Some(s);
         port
     }
 
