@@ -62,8 +62,6 @@ pub struct Observer {
     pub cancel: Option<crate::cancel::CancelTarget>,
     /// A statement was stopped: withhold the rest of its request.
     stopped: bool,
-    /// A cancel on its way to PostgreSQL; client requests wait for it.
-    pub cancel_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 fn text_of(body: &[u8]) -> Result<&str, ProtocolError> {
@@ -91,7 +89,6 @@ impl Observer {
             limiter,
             cancel: None,
             stopped: false,
-            cancel_task: None,
         }
     }
 
@@ -522,10 +519,7 @@ impl Observer {
                 // behind it: a late cancel would hit the next statement.
                 if self.tracker.is_last_in_flight() {
                     if let Some(c) = self.cancel.clone() {
-                        // The relay holds the client's next request until the
-                        // cancel is delivered: one landing on an idle backend
-                        // is ignored, one landing later would hit that request.
-                        self.cancel_task = Some(tokio::spawn(async move { c.send().await }));
+                        tokio::spawn(async move { c.send().await });
                     }
                 }
                 true

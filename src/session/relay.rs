@@ -21,7 +21,7 @@ use crate::shutdown::Phase;
 use crate::upstream::Upstream;
 use atomic_waker::AtomicWaker;
 use bytes::{Buf, BytesMut};
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -388,16 +388,6 @@ impl Session {
                     // Backpressure: do not read more than the other side can take.
                     if self.server.wbuf.len() >= HIGH_WATER {
                         continue;
-                    }
-                    // A cancel pgwarden sent must reach PostgreSQL before the
-                    // client's next request does (polling registers the wake-up).
-                    if let Some(obs) = self.observer.as_mut() {
-                        if let Some(task) = obs.cancel_task.as_mut() {
-                            if Pin::new(task).poll(cx).is_pending() {
-                                continue;
-                            }
-                            obs.cancel_task = None;
-                        }
                     }
                     match self.client.poll_fill(cx, self.max_message) {
                         Poll::Ready(Ok(0)) => return Poll::Ready(Stop::ClientGone(None)),
