@@ -194,7 +194,7 @@ async fn cursor_fetches_and_execute_batches_add_up() {
             }
         }
     }
-    assert_eq!(fetched, 400);
+    assert_eq!(fetched, 400, "{stopped:?}");
     assert_limit(&stopped, "employees-500");
     a.batch_execute("ROLLBACK").await.unwrap();
 
@@ -213,7 +213,7 @@ async fn cursor_fetches_and_execute_batches_add_up() {
             }
         }
     }
-    assert_eq!(got, 450);
+    assert_eq!(got, 450, "{stopped:?}");
     assert_limit(&stopped, "employees-500");
     drop(tx);
     assert_eq!(a.query("SELECT 1", &[]).await.unwrap().len(), 1);

@@ -227,8 +227,7 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
             ))
             .await;
         let settings = observe::initial_settings(&user, upstream.search_path.as_deref());
-        let mut obs = Observer::new(ctx.clone(), s, settings);
-        obs.cancel = ctx.cancel.lookup(upstream.cancel.key);
+        let obs = Observer::new(ctx.clone(), s, settings);
         obs.limiter.prefetch(&ctx).await;
         Some(obs)
     } else {

@@ -2,7 +2,7 @@
 //! statement and per user in sliding windows shared through the budget store
 //! (memory, or Redis across replicas). A statement that would pass a block
 //! limit is stopped mid-stream: no row past the limit reaches the client, the
-//! backend query is cancelled, and the client gets SQLSTATE 53400.
+//! rest of its answer is drained, and the client gets SQLSTATE 53400.
 //!
 //! Window totals come from the store asynchronously: fetched at login and
 //! after every statement that counted rows, plus what this session counted
@@ -45,7 +45,7 @@ pub enum RowStep {
     Pass,
     /// Withhold it (the statement is being stopped).
     Withhold,
-    /// Withhold it and stop the statement now (cancel the backend query).
+    /// Withhold it: the statement is stopped from here on.
     Stop,
 }
 

@@ -136,18 +136,6 @@ impl Tracker {
         self.open = true;
     }
 
-    /// Whether nothing outside the head statement's request group is in
-    /// flight: a late cancel can then only stop statements that PostgreSQL
-    /// would skip after an error anyway.
-    pub fn is_last_in_flight(&self) -> bool {
-        let Some(head) = self.pending.front() else {
-            return false;
-        };
-        !self.open
-            && self.group <= head.group + 1
-            && self.pending.iter().all(|p| p.group == head.group)
-    }
-
     /// Ends the head statement as failed by pgwarden (a stopped statement).
     /// The rest of its group stays tracked: the server may still run it
     /// (when the cancel came too late), and ReadyForQuery closes it.
