@@ -151,13 +151,20 @@ impl Observer {
         Some((p, self.catalog()))
     }
 
-    fn now(&self) -> std::time::SystemTime {
-        self.ctx
-            .config
-            .load()
-            .policy
-            .fixed_time
-            .unwrap_or_else(std::time::SystemTime::now)
+    /// What policy conditions look at for this session, now (the clock, or
+    /// `policy.fixed_time`).
+    fn env(&self) -> Env<'_> {
+        Env {
+            now: self
+                .ctx
+                .config
+                .load()
+                .policy
+                .fixed_time
+                .unwrap_or_else(std::time::SystemTime::now),
+            addr: Some(self.session.client_addr.ip()),
+            application: &self.session.application_name,
+        }
     }
 
     /// Decides `a`, about to run in the current request group.
@@ -166,11 +173,10 @@ impl Observer {
         let roles = self
             .enforcer
             .roles_for(&self.settings, self.tracker.group());
-        let now = self.now();
+        let session = self.session.clone();
         let env = Env {
-            now,
-            addr: Some(self.session.client_addr.ip()),
-            application: &self.session.application_name,
+            application: &session.application_name,
+            ..self.env()
         };
         Some(self.enforcer.verdict(&policy, &catalog, a, &roles, &env))
     }
@@ -181,11 +187,7 @@ impl Observer {
         let Some(policy) = self.ctx.policy.current() else {
             return;
         };
-        let env = Env {
-            now: self.now(),
-            addr: Some(self.session.client_addr.ip()),
-            application: &self.session.application_name,
-        };
+        let env = self.env();
         crate::detect::statement_started(
             &self.ctx,
             &policy,
