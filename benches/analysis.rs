@@ -67,6 +67,8 @@ fn rel(
             })
             .collect(),
         view_definition: view.map(str::to_owned),
+        primary_key: Vec::new(),
+        row_security: false,
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Context {
     pub budgets: Budgets,
     /// Where alerts go (webhooks; every alert is also an audit record).
     pub alerts: AlertSink,
+    /// Prepared change captures (rewritten texts), shared by sessions.
+    pub captures: crate::capture::Preparer,
 }
 
 impl Context {
@@ -99,6 +101,7 @@ impl Context {
             mask_key: ArcSwap::from_pointee(key),
             budgets,
             alerts,
+            captures: crate::capture::Preparer::default(),
         }))
     }
 

@@ -11,6 +11,7 @@ pub mod analyse;
 pub mod audit;
 pub mod budget;
 pub mod cancel;
+pub mod capture;
 pub mod catalog;
 pub mod cli;
 pub mod client;

@@ -154,6 +154,8 @@ pub enum SessionEffect {
     CloseCursor(Option<String>),
     /// The catalog changed (DDL): reload it.
     CatalogChanged,
+    /// SAVEPOINT, RELEASE or ROLLBACK TO: the savepoint it names.
+    Savepoint(String),
 }
 
 /// The analysis of one statement.

@@ -680,6 +680,10 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
                 K::TransStmtRollbackPrepared => "ROLLBACK PREPARED",
                 K::Undefined => "TRANSACTION",
             };
+            if matches!(c, "SAVEPOINT" | "RELEASE" | "ROLLBACK TO SAVEPOINT") {
+                f.effects
+                    .push(SessionEffect::Savepoint(t.savepoint_name.clone()));
+            }
             kind(&mut f, StatementKind::Transaction, c);
         }
         NodeEnum::ListenStmt(_) => kind(&mut f, StatementKind::Other, "LISTEN"),

@@ -139,6 +139,8 @@ pub struct StatementRecord {
     pub outcome: Outcome,
     /// The policy decision, when a policy applied.
     pub policy: Option<PolicyRecord>,
+    /// Captured changes (old and new values), when the policy captures them.
+    pub changes: Option<serde_json::Value>,
 }
 
 impl StatementRecord {
@@ -155,6 +157,7 @@ impl StatementRecord {
             duration: Duration::ZERO,
             outcome: Outcome::Ok,
             policy: None,
+            changes: None,
         }
     }
 

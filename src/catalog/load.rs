@@ -201,7 +201,15 @@ fn relations_sql() -> String {
         "SELECT c.oid, n.nspname::text, c.relname::text, c.relkind,
                 CASE WHEN c.relkind IN ('v', 'm')
                       AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                     THEN pg_catalog.pg_get_viewdef(c.oid) END
+                     THEN pg_catalog.pg_get_viewdef(c.oid) END,
+                CASE WHEN c.relkind IN ('r', 'p') THEN
+                  (SELECT pg_catalog.array_agg(a.attname::text ORDER BY k.n)
+                   FROM pg_catalog.pg_index i,
+                        unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n),
+                        pg_catalog.pg_attribute a
+                   WHERE i.indrelid = c.oid AND i.indisprimary
+                     AND a.attrelid = c.oid AND a.attnum = k.attnum) END,
+                c.relrowsecurity
          FROM pg_catalog.pg_class c
          JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          WHERE {RELKINDS} AND {NOT_TEMP}"
@@ -307,6 +315,10 @@ pub async fn load(client: &Client) -> Result<Catalog, CatalogError> {
             kind: RelKind::from_relkind(relkind.to_ne_bytes()[0]),
             columns: columns_of.remove(&oid).unwrap_or_default(),
             view_definition: row.try_get(4)?,
+            primary_key: row
+                .try_get::<_, Option<Vec<String>>>(5)?
+                .unwrap_or_default(),
+            row_security: row.try_get(6)?,
         });
     }
     for row in functions {

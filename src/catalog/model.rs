@@ -70,6 +70,10 @@ pub struct Relation {
     pub columns: Vec<Column>,
     /// For views: `pg_get_viewdef` text (a SELECT).
     pub view_definition: Option<String>,
+    /// Primary key columns, in key order (empty: none).
+    pub primary_key: Vec<String>,
+    /// Row-level security is enabled.
+    pub row_security: bool,
 }
 
 impl Relation {

@@ -138,6 +138,8 @@ pub struct Policy {
     pub security: super::file::SecuritySpec,
     /// `security.office_hours`, compiled.
     pub office_hours: Option<Condition>,
+    /// Change capture (`[capture]`).
+    pub capture: Capture,
     /// Increases with every load, so nothing cached outlives its policy.
     pub generation: u64,
     /// Files it came from.
@@ -145,6 +147,31 @@ pub struct Policy {
     /// Whole-catalog answers (full access per role, anything protected),
     /// by (role, catalog version, condition bits); dies with the policy.
     pub(crate) memo: std::sync::Mutex<std::collections::HashMap<(String, u64, u64), bool>>,
+}
+
+/// `[capture]`, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct Capture {
+    /// Captured columns.
+    pub changes: Vec<Pattern>,
+    /// Classifications (indexes) whose values are hashed.
+    pub hashed: Vec<usize>,
+    /// Most rows recorded per statement.
+    pub max_rows: usize,
+}
+
+impl Capture {
+    /// Whether changes of `schema.table.column` are captured.
+    pub fn covers(&self, schema: &str, table: &str, column: &str) -> bool {
+        self.changes
+            .iter()
+            .any(|p| p.matches(schema, table, column))
+    }
+
+    /// Whether any column of `schema.table` is captured.
+    pub fn covers_table(&self, schema: &str, table: &str) -> bool {
+        self.changes.iter().any(|p| p.matches_table(schema, table))
+    }
 }
 
 /// The roles a session acts as: the effective role and every role it is a
@@ -218,7 +245,16 @@ impl Policy {
     /// Whether the policy protects anything at all (no classifications,
     /// rules or limits: every statement passes untouched).
     pub fn is_empty(&self) -> bool {
-        self.classifications.is_empty() && self.rules.is_empty() && self.limits.is_empty()
+        self.classifications.is_empty()
+            && self.rules.is_empty()
+            && self.limits.is_empty()
+            && self.capture.changes.is_empty()
+    }
+
+    /// Whether a captured value of this column is recorded as a hash.
+    pub fn capture_hashes(&self, schema: &str, table: &str, column: &str) -> bool {
+        self.classify(schema, table, column)
+            .is_some_and(|c| self.capture.hashed.contains(&c))
     }
 
     /// The limits that apply to `roles` reading `schema.table`.

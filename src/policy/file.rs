@@ -30,6 +30,33 @@ pub struct PolicyFile {
     pub limits: Vec<LimitSpec>,
     /// Security events that raise alerts.
     pub security: Option<SecuritySpec>,
+    /// Change capture: which columns' old and new values are recorded.
+    pub capture: Option<CaptureSpec>,
+}
+
+/// `[capture]`: columns whose changes are recorded with old and new values.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureSpec {
+    /// Columns captured (`schema.table.column`, `schema.table` = every
+    /// column, `*` wildcards). Default none.
+    pub changes: Vec<String>,
+    /// Classifications whose captured values are recorded as keyed hashes
+    /// instead of clear values. Default `["restricted"]`.
+    pub hashed: Vec<String>,
+    /// Most changed rows recorded per statement (the rest are counted).
+    /// Default 1000.
+    pub max_rows: usize,
+}
+
+impl Default for CaptureSpec {
+    fn default() -> Self {
+        Self {
+            changes: Vec::new(),
+            hashed: vec!["restricted".into()],
+            max_rows: 1000,
+        }
+    }
 }
 
 /// `[security]`: events that raise alerts (and optionally refuse logins).

@@ -187,6 +187,11 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
         }
     }
     check_overlaps(&policy, &parsed)?;
+    for p in &parsed {
+        if let Some(c) = &p.file.capture {
+            once_capture(&mut policy, p, c)?;
+        }
+    }
     let mut names: HashMap<String, String> = HashMap::new();
     for p in &parsed {
         for (i, r) in p.file.rules.iter().enumerate() {
@@ -380,4 +385,44 @@ pub fn permit_name(p: Permit) -> &'static str {
         Permit::Allow => "allow",
         Permit::Deny => "deny",
     }
+}
+
+/// `[capture]`: patterns, hashed classifications (which must exist) and the
+/// row cap; set in one file only.
+fn once_capture(
+    policy: &mut Policy,
+    p: &Parsed,
+    c: &super::file::CaptureSpec,
+) -> Result<(), PolicyError> {
+    if !policy.capture.changes.is_empty() || policy.capture.max_rows != 0 {
+        return Err(invalid(
+            p,
+            "capture",
+            "already set in another file; set it in one file",
+        ));
+    }
+    for (i, pat) in c.changes.iter().enumerate() {
+        policy.capture.changes.push(
+            Pattern::parse(pat).map_err(|m| invalid(p, &format!("capture.changes[{i}]"), m))?,
+        );
+    }
+    for (i, name) in c.hashed.iter().enumerate() {
+        match policy.classifications.iter().position(|k| &k.name == name) {
+            Some(k) => policy.capture.hashed.push(k),
+            // The default names "restricted", which a policy need not define.
+            None if c.hashed == super::file::CaptureSpec::default().hashed => {}
+            None => {
+                return Err(invalid(
+                    p,
+                    &format!("capture.hashed[{i}]"),
+                    format!("no classification named \"{name}\""),
+                ))
+            }
+        }
+    }
+    if c.max_rows == 0 {
+        return Err(invalid(p, "capture.max_rows", "must be at least 1"));
+    }
+    policy.capture.max_rows = c.max_rows;
+    Ok(())
 }

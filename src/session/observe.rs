@@ -3,6 +3,7 @@
 //! settings follow what succeeded, and every finished statement becomes an
 //! audit record. The relay calls in here only when analysis is on.
 
+use super::capture::{self as cap, Capturer, Request};
 use super::enforce::{Enforcer, Verdict};
 use super::limits::{Limiter, RowStep};
 use super::settings::{parse_search_path, Settings};
@@ -60,6 +61,8 @@ pub struct Observer {
     pub limiter: Limiter,
     /// A statement was stopped: withhold the rest of its request.
     stopped: bool,
+    /// Change capture.
+    capture: Capturer,
 }
 
 fn text_of(body: &[u8]) -> Result<&str, ProtocolError> {
@@ -86,6 +89,7 @@ impl Observer {
             enforcer: Enforcer::default(),
             limiter,
             stopped: false,
+            capture: Capturer::default(),
         }
     }
 
@@ -198,6 +202,180 @@ impl Observer {
         );
     }
 
+    /// The capture prepared for `text` (`Some(None)`: nothing of it is
+    /// captured); `None` when the relay must prepare it first (the request
+    /// is left in `self.capture.request`).
+    #[allow(clippy::option_option)]
+    fn capture_prepared(
+        &mut self,
+        text: &str,
+        all: &[Arc<Analysis>],
+    ) -> Option<Option<Arc<crate::capture::Prepared>>> {
+        let Some((policy, catalog)) = self.policy() else {
+            return Some(None);
+        };
+        if policy.capture.changes.is_empty() {
+            return Some(None);
+        }
+        let wanted: Vec<_> = all
+            .iter()
+            .map(|a| {
+                let a = self.tracker.resolve_reference(a.clone());
+                crate::capture::plan::wanted(&a, &policy, &catalog)
+            })
+            .collect();
+        if wanted.iter().all(Option::is_none) {
+            return Some(None);
+        }
+        let role = self.settings.effective_role().to_owned();
+        let key = self.ctx.captures.key(
+            text,
+            &self.database,
+            &role,
+            policy.generation,
+            catalog.version,
+        );
+        if let Some((k, p)) = self.capture.ready.take() {
+            if k == key {
+                return Some(Some(p));
+            }
+        }
+        if let Some(p) = self.ctx.captures.cached(key) {
+            return Some(Some(p));
+        }
+        let oids = wanted
+            .iter()
+            .map(|w| {
+                let w = w.as_ref()?;
+                catalog
+                    .relation_in(&w.relation.schema, &w.relation.name)
+                    .map(|r| r.oid)
+            })
+            .collect();
+        self.capture.request = Some(Request {
+            key,
+            role,
+            text: text.to_owned(),
+            wanted,
+            oids,
+        });
+        None
+    }
+
+    /// A capture the relay must prepare before the client's message is
+    /// offered again.
+    pub fn take_capture_request(&mut self) -> Option<Request> {
+        self.capture.request.take()
+    }
+
+    /// Hands over the capture the relay prepared.
+    pub fn set_capture_ready(
+        &mut self,
+        key: crate::capture::prepare::Key,
+        p: Arc<crate::capture::Prepared>,
+    ) {
+        self.capture.ready = Some((key, p));
+    }
+
+    /// Marks the statement just started as captured under `plan`.
+    fn set_capture(&mut self, plan: Option<Arc<crate::capture::Plan>>) {
+        let Some(plan) = plan else { return };
+        if let Some(p) = self.tracker.last_mut() {
+            p.capture = Some(crate::capture::Capture::new(plan));
+        }
+    }
+
+    /// Takes pgwarden's column off a DataRow of a captured statement;
+    /// `Some(true)` when the row was handled (rewritten or withheld).
+    fn capture_row(&mut self, frame: Frame<'_>, out: &mut BytesMut) -> Option<bool> {
+        let p = self.tracker.head()?;
+        let c = p.capture.as_mut().filter(|c| c.strips())?;
+        let hide = c.hides_rows();
+        let op = c.op()?;
+        let width = c.plan.wanted.columns.len();
+        let cap = c.plan.wanted.max_rows;
+        match crate::capture::rows::strip_data_row(frame.body(), hide, out) {
+            Some(cell) => c.changes.add(cell, op, width, cap),
+            None => tracing::warn!("malformed DataRow of a captured statement withheld"),
+        }
+        if !hide {
+            self.tracker.row(frame.raw().len());
+        }
+        Some(true)
+    }
+
+    /// A RowDescription (or NoData) that describes a rewritten statement
+    /// loses pgwarden's column; true when it was handled.
+    fn capture_description(&mut self, frame: Frame<'_>, out: &mut BytesMut) -> bool {
+        let group = self.tracker.answering();
+        let hide = match self.capture.describe_answer(group) {
+            Some(Some(hide)) => hide,
+            Some(None) => return false,
+            None if frame.tag() == be::ROW_DESCRIPTION => {
+                // Simple protocol: the description of the head statement.
+                match self.tracker.head().and_then(|p| p.capture.as_ref()) {
+                    Some(c) if c.strips() => {
+                        if c.hides_rows() {
+                            return true;
+                        }
+                        false
+                    }
+                    _ => return false,
+                }
+            }
+            None => return false,
+        };
+        if frame.tag() != be::ROW_DESCRIPTION {
+            return false;
+        }
+        if crate::capture::rows::strip_row_description(frame.body(), hide, out).is_none() {
+            tracing::warn!("malformed RowDescription of a captured statement withheld");
+        }
+        true
+    }
+
+    /// Held changes whose transaction ended become records.
+    fn release_changes(
+        &mut self,
+        done: Vec<(
+            crate::capture::ledger::Held,
+            crate::capture::ledger::Outcome,
+        )>,
+    ) {
+        if done.is_empty() {
+            return;
+        }
+        let key = self.ctx.mask_key.load();
+        for (h, outcome) in done {
+            let mut r = h.record;
+            let c = &h.capture;
+            r.changes = Some(crate::capture::rows::record(
+                &c.plan.wanted,
+                c.op(),
+                &c.changes,
+                c.plan
+                    .reason
+                    .as_deref()
+                    .or(c.plan.wanted.unavailable.as_deref()),
+                outcome.name(),
+                &key,
+            ));
+            self.send(AuditRecord::Statement(r));
+        }
+    }
+
+    /// The session ends: changes still held have an unknown outcome.
+    pub fn end_session(&mut self) {
+        let done = self.capture.ledger.on_session_end();
+        self.release_changes(done);
+    }
+
+    fn send(&mut self, rec: AuditRecord) {
+        if let Err(rec) = self.ctx.audit.try_send(rec) {
+            self.outbox.push(rec);
+        }
+    }
+
     /// Looks at one frontend message before it is forwarded; a message
     /// pgwarden replaces is written to `out` instead.
     pub fn on_frontend(
@@ -223,6 +401,10 @@ impl Observer {
                 let Some(all) = self.analyses(text) else {
                     return Ok(FrontStep::NeedAnalysis(text.to_owned()));
                 };
+                let Some(prepared) = self.capture_prepared(text, &all) else {
+                    self.ready = Some(all);
+                    return Ok(FrontStep::NeedAnalysis(text.to_owned()));
+                };
                 let full = self.full_text(text);
                 for (i, a) in all.iter().enumerate() {
                     let a = self.tracker.resolve_reference(a.clone());
@@ -231,6 +413,8 @@ impl Observer {
                         // Later statements never run: PostgreSQL ends the
                         // Query at the first error.
                         self.enforcer.refused_query(text, i, &refusal, out);
+                        self.tracker
+                            .unrewrite_group("another statement of its query was refused");
                         self.tracker.start(a, full, verdict, None);
                         self.tracker.end_group();
                         return Ok(FrontStep::Replaced);
@@ -250,29 +434,54 @@ impl Observer {
                     self.started(&a, verdict.as_ref());
                     self.tracker.start(a, full.clone(), verdict, None);
                     self.set_origin(origin);
+                    self.set_capture(
+                        prepared
+                            .as_ref()
+                            .and_then(|p| p.plans.get(i).cloned().flatten()),
+                    );
                 }
                 self.tracker.end_group();
+                if let Some(t) = prepared.as_ref().and_then(|p| p.text.as_deref()) {
+                    cap::put_query(t, out);
+                    return Ok(FrontStep::Replaced);
+                }
             }
             frontend::PARSE => {
                 let mut r = Reader::new(frame.body(), "Parse");
                 let name = r.string()?;
                 let text = r.string()?;
+                let tail = r.remaining();
                 let Some(all) = self.analyses(text) else {
                     return Ok(FrontStep::NeedAnalysis(text.to_owned()));
                 };
+                let Some(prepared) = self.capture_prepared(text, &all) else {
+                    self.ready = Some(all);
+                    return Ok(FrontStep::NeedAnalysis(text.to_owned()));
+                };
+                let plan = prepared
+                    .as_ref()
+                    .and_then(|p| p.plans.first().cloned().flatten());
                 if let Some(a) = all.first() {
                     let a = self.tracker.resolve_reference(a.clone());
                     let verdict = self.verdict(&a);
                     let refusal = verdict.as_ref().and_then(Verdict::refuses).cloned();
                     self.tracker.parse(name, a, verdict);
                     if let Some(refusal) = refusal {
+                        self.capture.parsed(name, None);
                         self.enforcer.refused_parse(name, &refusal, out);
                         return Ok(FrontStep::Replaced);
                     }
                 }
+                self.capture.parsed(name, plan);
+                if let Some(t) = prepared.as_ref().and_then(|p| p.text.as_deref()) {
+                    cap::put_parse(name, t, tail, out);
+                    return Ok(FrontStep::Replaced);
+                }
             }
             frontend::BIND => {
                 let bind = frontend::bind::Bind::parse(frame.body())?;
+                let plan = self.capture.bound(bind.portal, bind.statement);
+                let n = bind.result_formats.len();
                 let Some(a) = self.tracker.statement(bind.statement) else {
                     self.tracker.bind(bind.portal, None);
                     return Ok(FrontStep::Forward);
@@ -293,9 +502,24 @@ impl Observer {
                     self.enforcer.refused_bind(bind.portal, &refusal, out);
                     return Ok(FrontStep::Replaced);
                 }
+                if n > 1 && plan.is_some_and(|p| p.rewritten.is_some()) {
+                    // One format per column: pgwarden's column needs one too.
+                    if cap::put_bind_with_extra_format(frame.body(), n, out).is_some() {
+                        return Ok(FrontStep::Replaced);
+                    }
+                }
+            }
+            frontend::DESCRIBE => {
+                let mut r = Reader::new(frame.body(), "Describe");
+                let kind = r.u8()?;
+                let name = r.string()?;
+                self.capture.describe(self.tracker.group(), kind, name);
             }
             frontend::EXECUTE => {
-                let portal = Reader::new(frame.body(), "Execute").string()?;
+                let mut r = Reader::new(frame.body(), "Execute");
+                let portal = r.string()?;
+                let max_rows = r.i32()?;
+                let plan = self.capture.portal(portal);
                 match self.tracker.portal(portal) {
                     Some(p) => {
                         self.enforcer.note_started(
@@ -312,6 +536,17 @@ impl Observer {
                         self.tracker
                             .start(p.analysis, None, p.verdict, Some(p.formats));
                         self.set_origin(Some(origin));
+                        let hides = plan
+                            .as_ref()
+                            .and_then(|p| p.rewritten)
+                            .is_some_and(|r| !r.client_returning);
+                        self.set_capture(plan);
+                        if hides && max_rows != 0 {
+                            // The client's statement returns no rows, so a
+                            // row limit never suspended it: neither may ours.
+                            cap::put_execute_all(portal, out);
+                            return Ok(FrontStep::Replaced);
+                        }
                     }
                     None => {
                         let a = Arc::new(placeholder(
@@ -326,7 +561,9 @@ impl Observer {
             frontend::CLOSE => {
                 let mut r = Reader::new(frame.body(), "Close");
                 let kind = r.u8()?;
-                self.tracker.close(kind, r.string()?);
+                let name = r.string()?;
+                self.capture.closed(kind, name);
+                self.tracker.close(kind, name);
             }
             frontend::SYNC => self.tracker.end_group(),
             frontend::FUNCTION_CALL => {
@@ -370,6 +607,7 @@ impl Observer {
 
     fn on_backend_message(&mut self, frame: Frame<'_>, out: &mut BytesMut) -> bool {
         match frame.tag() {
+            be::DATA_ROW if self.capture_row(frame, out).is_some() => return true,
             be::DATA_ROW => {
                 self.tracker.row(frame.raw().len());
                 if self.withheld_by_limit() {
@@ -393,6 +631,7 @@ impl Observer {
             }
             // CopyDone of a stopped COPY TO: the error replaces the end.
             b'c' if self.head_blocked().is_some() => return true,
+            be::ROW_DESCRIPTION | b'n' if self.capture_description(frame, out) => return true,
             be::ROW_DESCRIPTION => {
                 if let Some(p) = self.tracker.head() {
                     if p.formats.is_none() {
@@ -413,6 +652,7 @@ impl Observer {
             be::ERROR_RESPONSE => {
                 let e = error_response::parse(frame.body()).unwrap_or_default();
                 self.settings.on_error();
+                self.capture.error(self.tracker.answering());
                 if let Some(mine) = self.enforcer.swap_error(e.message) {
                     mine.put(out);
                     self.ctx.metrics.statements_refused.inc();
@@ -450,6 +690,8 @@ impl Observer {
             be::READY_FOR_QUERY => {
                 let idle = frame.body().first() == Some(&b'I');
                 self.settings.on_ready(idle);
+                let done = self.capture.ready(idle);
+                self.release_changes(done);
                 self.tracker.ready();
                 if self.tracker.all_answered() {
                     self.enforcer.settle();
@@ -576,6 +818,14 @@ impl Observer {
         let role_before = self.settings.effective_role().to_owned();
         self.settings.apply(&a.effects);
         self.settings.on_command_complete(tag, &a.command);
+        if a.kind == StatementKind::Transaction {
+            let savepoint = a.effects.iter().find_map(|e| match e {
+                SessionEffect::Savepoint(n) => Some(n.as_str()),
+                _ => None,
+            });
+            let done = self.capture.ledger.on_command(&a.command, tag, savepoint);
+            self.release_changes(done);
+        }
         for e in &a.effects {
             match e {
                 SessionEffect::Prepare(name) => {
@@ -610,11 +860,12 @@ impl Observer {
 
     fn record(&mut self, f: Finished) {
         let Finished {
-            pending: p,
+            pending: mut p,
             tag,
             outcome,
             duration,
         } = f;
+        let capture = p.capture.take();
         self.statements += 1;
         if p.analysis.unanalysed.is_some() {
             self.ctx.metrics.statements_unanalysed.inc();
@@ -634,6 +885,7 @@ impl Observer {
             bytes_returned: p.bytes,
             duration,
             outcome,
+            changes: None,
             policy: p.verdict.as_ref().map(|v| {
                 let mut r = v.record();
                 if let Some((e, limit)) = &p.blocked {
@@ -652,9 +904,24 @@ impl Observer {
             r.rows_returned = counted_rows;
         }
         self.rows += r.rows_returned.unwrap_or(0) + r.rows_affected.unwrap_or(0);
-        if let Err(rec) = self.ctx.audit.try_send(AuditRecord::Statement(r)) {
-            self.outbox.push(rec);
+        if let Some(c) = capture {
+            if matches!(r.outcome, Outcome::Ok) {
+                // Recorded when its transaction ends, with how it ended.
+                self.capture.ledger.hold(r, c);
+                return;
+            }
+            // A failed statement changed nothing.
+            self.release_changes(vec![(
+                crate::capture::ledger::Held {
+                    record: r,
+                    capture: c,
+                    rolled_back: true,
+                },
+                crate::capture::ledger::Outcome::RolledBack,
+            )]);
+            return;
         }
+        self.send(AuditRecord::Statement(r));
     }
 
     /// Whether records wait for room in the audit queue.

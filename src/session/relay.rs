@@ -279,7 +279,8 @@ impl Session {
             break end;
         };
         self.flush_stats();
-        if let Some(obs) = self.observer.take() {
+        if let Some(mut obs) = self.observer.take() {
+            obs.end_session();
             for rec in obs.outbox.iter().cloned() {
                 self.ctx.audit.send(rec).await;
             }
@@ -532,6 +533,25 @@ impl Session {
         let Some(obs) = self.observer.as_mut() else {
             return;
         };
+        if let Some(req) = obs.take_capture_request() {
+            // The analysis is ready; what is missing is the capture.
+            let config = self.ctx.config.load_full();
+            let prepared = self
+                .ctx
+                .captures
+                .prepare(
+                    req.key,
+                    &config,
+                    &self.info.database,
+                    &req.role,
+                    &req.text,
+                    req.wanted,
+                    req.oids,
+                )
+                .await;
+            obs.set_capture_ready(req.key, prepared);
+            return;
+        }
         let view = obs.settings.view();
         let catalog = obs.catalog();
         let mut result = self.ctx.analyser.analyse(text, &view, &catalog).await;

@@ -43,6 +43,8 @@ pub struct Pending {
     pub origin: Option<String>,
     /// Rows earlier fetches from the same origin returned.
     pub carry: u64,
+    /// Change capture, when the statement writes captured columns.
+    pub capture: Option<crate::capture::Capture>,
 }
 
 /// A statement whose answer is complete.
@@ -116,12 +118,31 @@ impl Tracker {
             limit_alerted: false,
             origin: None,
             carry: 0,
+            capture: None,
         });
     }
 
     /// The current request group.
     pub fn group(&self) -> u64 {
         self.group
+    }
+
+    /// The request group whose answers are arriving.
+    pub fn answering(&self) -> u64 {
+        self.ready_seen
+    }
+
+    /// Statements of the current group will be sent as the client wrote
+    /// them after all: their captures record `reason` instead.
+    pub fn unrewrite_group(&mut self, reason: &str) {
+        let group = self.group;
+        for p in self.pending.iter_mut().filter(|p| p.group == group) {
+            if let Some(c) = &p.capture {
+                if c.strips() {
+                    p.capture = Some(c.unrewritten(reason));
+                }
+            }
+        }
     }
 
     /// Whether every request sent has been answered (nothing in flight,
@@ -331,6 +352,7 @@ impl Tracker {
                     limit_alerted: false,
                     origin: None,
                     carry: 0,
+                    capture: None,
                 },
             });
         }

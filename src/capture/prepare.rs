@@ -1,0 +1,201 @@
+//! Preparing the capture of a statement text, once per text, role,
+//! policy and catalog: whether the role may read back what it changes (a
+//! RETURNING it may not read would make its statement fail, so such writes
+//! run unchanged and their record says why), and the rewritten text.
+
+use super::plan::{Plan, Wanted};
+use super::rewrite::{self, Rewritten, Target};
+use crate::config::Config;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::Arc;
+
+/// The capture of one text: the text to send and a plan per statement.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// The rewritten text (`None`: send the client's).
+    pub text: Option<String>,
+    /// Per statement, in order; `None` where nothing is captured.
+    pub plans: Vec<Option<Arc<Plan>>>,
+}
+
+/// The cache key of a prepared capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key(u64);
+
+/// Prepared captures, shared by every session.
+pub struct Preparer {
+    cache: moka::sync::Cache<Key, Arc<Prepared>>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Default for Preparer {
+    fn default() -> Self {
+        Self {
+            cache: moka::sync::Cache::new(10_000),
+            hasher: std::collections::hash_map::RandomState::new(),
+        }
+    }
+}
+
+impl Preparer {
+    /// The key of `text` run by `role` in `database` under a policy
+    /// generation and catalog version: a change of either is a new key.
+    pub fn key(
+        &self,
+        text: &str,
+        database: &str,
+        role: &str,
+        generation: u64,
+        version: u64,
+    ) -> Key {
+        let mut h = self.hasher.build_hasher();
+        (text, database, role, generation, version).hash(&mut h);
+        Key(h.finish())
+    }
+
+    /// A prepared capture, if this key has one.
+    pub fn cached(&self, key: Key) -> Option<Arc<Prepared>> {
+        self.cache.get(&key)
+    }
+
+    /// Prepares and caches the capture of `text`, whose statements want
+    /// `wanted`.
+    pub async fn prepare(
+        &self,
+        key: Key,
+        config: &Config,
+        database: &str,
+        role: &str,
+        text: &str,
+        wanted: Vec<Option<Wanted>>,
+        oids: Vec<Option<u32>>,
+    ) -> Arc<Prepared> {
+        let mut reasons: Vec<Option<String>> = wanted
+            .iter()
+            .map(|w| w.as_ref().and_then(|w| w.unavailable.clone()))
+            .collect();
+        let checks: Vec<usize> = (0..wanted.len())
+            .filter(|&i| wanted[i].is_some() && reasons[i].is_none())
+            .collect();
+        if !checks.is_empty() {
+            match crate::catalog::load::connect(config, database).await {
+                Ok(client) => {
+                    for &i in &checks {
+                        let (Some(w), Some(oid)) = (&wanted[i], oids[i]) else {
+                            reasons[i] = Some("the table is not in the catalog".into());
+                            continue;
+                        };
+                        let cols: Vec<String> = w.key.iter().chain(&w.columns).cloned().collect();
+                        reasons[i] = match readable(&client, role, oid, &cols).await {
+                            Ok(true) => None,
+                            Ok(false) => Some(format!(
+                                "role {role} may not read back the captured columns"
+                            )),
+                            Err(e) => Some(format!("privileges could not be checked: {e}")),
+                        };
+                    }
+                }
+                Err(e) => {
+                    for &i in &checks {
+                        reasons[i] = Some(format!("privileges could not be checked: {e}"));
+                    }
+                }
+            }
+        }
+        let targets: Vec<Target> = (0..wanted.len())
+            .filter_map(|i| {
+                let w = wanted[i].as_ref()?;
+                reasons[i].is_none().then(|| Target {
+                    index: i,
+                    key: w.key.clone(),
+                    columns: w.columns.clone(),
+                })
+            })
+            .collect();
+        let mut rewritten: Vec<Option<Rewritten>> = vec![None; wanted.len()];
+        let mut out_text = None;
+        if !targets.is_empty() {
+            let owned = text.to_owned();
+            let t2 = targets.clone();
+            // Each statement on its own first, so one that cannot be
+            // rewritten does not stop the others.
+            let result = crate::analyse::parse::on_parser_thread(move || {
+                let mut ok = Vec::new();
+                let mut failed = Vec::new();
+                for t in t2 {
+                    match rewrite::rewrite(&owned, std::slice::from_ref(&t)) {
+                        Ok(_) => ok.push(t),
+                        Err(e) => failed.push((t.index, e.to_string())),
+                    }
+                }
+                let all = (!ok.is_empty()).then(|| rewrite::rewrite(&owned, &ok));
+                (all, failed)
+            })
+            .await;
+            match result {
+                Ok((all, failed)) => {
+                    for (i, e) in failed {
+                        reasons[i] = Some(e);
+                    }
+                    match all {
+                        Some(Ok((new_text, done))) => {
+                            for r in done {
+                                if let Some(slot) = rewritten.get_mut(r.index) {
+                                    *slot = Some(r);
+                                }
+                            }
+                            out_text = Some(new_text);
+                        }
+                        Some(Err(e)) => {
+                            for t in &targets {
+                                reasons[t.index].get_or_insert_with(|| e.to_string());
+                            }
+                        }
+                        None => {}
+                    }
+                }
+                Err(e) => {
+                    for t in &targets {
+                        reasons[t.index] = Some(format!("not captured: {e}"));
+                    }
+                }
+            }
+        }
+        let plans = wanted
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| {
+                Some(Arc::new(Plan {
+                    wanted: Arc::new(w?),
+                    rewritten: rewritten[i],
+                    reason: reasons[i].take(),
+                }))
+            })
+            .collect();
+        let prepared = Arc::new(Prepared {
+            text: out_text,
+            plans,
+        });
+        self.cache.insert(key, prepared.clone());
+        prepared
+    }
+}
+
+/// Whether `role` may SELECT every one of `columns` of relation `oid`.
+async fn readable(
+    client: &tokio_postgres::Client,
+    role: &str,
+    oid: u32,
+    columns: &[String],
+) -> Result<bool, tokio_postgres::Error> {
+    let row = client
+        .query_one(
+            "SELECT COALESCE(pg_catalog.bool_and(
+                        pg_catalog.has_column_privilege($1::text::pg_catalog.name,
+                            $2::text::pg_catalog.oid, c, 'SELECT')), true)
+             FROM pg_catalog.unnest($3::text[]) AS c",
+            &[&role, &oid.to_string(), &columns],
+        )
+        .await?;
+    row.try_get(0)
+}

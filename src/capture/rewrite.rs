@@ -1,0 +1,566 @@
+//! Rewriting a captured write so PostgreSQL itself returns what changed:
+//! one extra result column, `pgwarden_capture`, holding a JSON array
+//! `[[key...], values...]` per changed row.
+//!
+//! - INSERT: `RETURNING` the new values.
+//! - DELETE: `RETURNING` the old values (the row version actually deleted).
+//! - UPDATE: a pre-image CTE (`SELECT key, columns ... FOR UPDATE`, same
+//!   target, FROM list and WHERE, so the same parameters) joined on the
+//!   primary key, and `RETURNING` old and new values. The CTE locks every
+//!   row it returns before the UPDATE touches it, so no other writer can
+//!   change a row between its pre-image and its update: the old value is
+//!   the one the UPDATE replaced, also under concurrent writers.
+//!
+//! Positions come from PostgreSQL's own parser and scanner (pg_query): the
+//! edits are insertions at clause boundaries; the client's text is kept
+//! byte for byte, so its parameters, literals and comments mean what they
+//! meant.
+
+use super::CaptureError;
+use pg_query::protobuf::{self as pb, Token};
+use pg_query::NodeEnum;
+
+/// The name of the extra result column.
+pub const COLUMN: &str = "pgwarden_capture";
+/// The pre-image CTE's name.
+const PRE: &str = "pgwarden_pre";
+
+/// What a rewritten statement changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// INSERT (`upsert`: with ON CONFLICT DO UPDATE).
+    Insert {
+        /// Rows may have been updated instead of inserted.
+        upsert: bool,
+    },
+    /// UPDATE.
+    Update,
+    /// DELETE.
+    Delete,
+}
+
+impl Op {
+    /// The operation's name in the audit record.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Insert { upsert: false } => "insert",
+            Op::Insert { upsert: true } => "insert_or_update",
+            Op::Update => "update",
+            Op::Delete => "delete",
+        }
+    }
+}
+
+/// A statement to rewrite: which statement of the text, its key and the
+/// columns captured.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Index of the statement in the text.
+    pub index: usize,
+    /// Primary key columns.
+    pub key: Vec<String>,
+    /// Captured columns.
+    pub columns: Vec<String>,
+}
+
+/// One rewritten statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewritten {
+    /// Index of the statement in the text.
+    pub index: usize,
+    /// What it does.
+    pub op: Op,
+    /// The client's statement had a RETURNING list of its own.
+    pub client_returning: bool,
+}
+
+/// A position in the text and what is inserted there.
+struct Edit {
+    at: usize,
+    text: String,
+}
+
+/// Rewrites the statements of `sql` named by `targets`; returns the new
+/// text and, per target, what it does.
+pub fn rewrite(sql: &str, targets: &[Target]) -> Result<(String, Vec<Rewritten>), CaptureError> {
+    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
+        .map_err(|e| CaptureError::Rewrite(e.to_string()))?
+        .protobuf;
+    let tokens = pg_query::scan_tokens(sql).map_err(|e| CaptureError::Rewrite(e.to_string()))?;
+    let mut edits = Vec::new();
+    let mut done = Vec::new();
+    for t in targets {
+        let raw = parsed
+            .stmts
+            .get(t.index)
+            .ok_or_else(|| CaptureError::Rewrite("statement index out of range".into()))?;
+        let start = usize::try_from(raw.stmt_location).unwrap_or(0);
+        let end = match usize::try_from(raw.stmt_len) {
+            Ok(0) | Err(_) => sql.len(),
+            Ok(n) => start + n,
+        };
+        let toks = Tokens::new(&tokens, start, end);
+        let node = raw
+            .stmt
+            .as_ref()
+            .and_then(|n| n.node.as_ref())
+            .ok_or_else(|| CaptureError::Rewrite("empty statement".into()))?;
+        let (op, client_returning) = match node {
+            NodeEnum::InsertStmt(s) => insert(&toks, s, t, &mut edits)?,
+            NodeEnum::DeleteStmt(s) => delete(&toks, s, t, &mut edits)?,
+            NodeEnum::UpdateStmt(s) => update(sql, &toks, s, t, &mut edits)?,
+            _ => return Err(CaptureError::Unsupported("not INSERT, UPDATE or DELETE")),
+        };
+        done.push(Rewritten {
+            index: t.index,
+            op,
+            client_returning,
+        });
+    }
+    // Stable: edits at one position keep the order they were made in.
+    edits.sort_by_key(|e| e.at);
+    let mut out =
+        String::with_capacity(sql.len() + edits.iter().map(|e| e.text.len()).sum::<usize>());
+    let mut pos = 0;
+    for e in &edits {
+        out.push_str(sql.get(pos..e.at).ok_or(CaptureError::Position)?);
+        out.push_str(&e.text);
+        pos = e.at;
+    }
+    out.push_str(sql.get(pos..).ok_or(CaptureError::Position)?);
+    Ok((out, done))
+}
+
+/// The tokens of one statement, with their parenthesis depth.
+struct Tokens {
+    /// (start, end, token, depth) of code tokens (no comments).
+    list: Vec<(usize, usize, i32, u32)>,
+}
+
+impl Tokens {
+    fn new(all: &[pb::ScanToken], start: usize, end: usize) -> Self {
+        let mut depth = 0u32;
+        let mut list = Vec::new();
+        for t in all {
+            let (a, b) = (t.start as usize, t.end as usize);
+            if a < start || b > end {
+                continue;
+            }
+            if t.token == Token::CComment as i32 || t.token == Token::SqlComment as i32 {
+                continue;
+            }
+            let open = t.token == Token::Ascii40 as i32 || t.token == Token::Ascii91 as i32;
+            let close = t.token == Token::Ascii41 as i32 || t.token == Token::Ascii93 as i32;
+            if close {
+                depth = depth.saturating_sub(1);
+            }
+            list.push((a, b, t.token, depth));
+            if open {
+                depth += 1;
+            }
+        }
+        // A trailing ';' is not part of the statement.
+        while list.last().is_some_and(|t| t.2 == Token::Ascii59 as i32) {
+            list.pop();
+        }
+        Self { list }
+    }
+
+    /// End of the statement's last code token.
+    fn end(&self) -> usize {
+        self.list.last().map_or(0, |t| t.1)
+    }
+
+    /// First top-level `token` starting at or after `from`.
+    fn first(&self, token: Token, from: usize) -> Option<(usize, usize)> {
+        self.list
+            .iter()
+            .find(|t| t.3 == 0 && t.0 >= from && t.2 == token as i32)
+            .map(|t| (t.0, t.1))
+    }
+
+    /// Last top-level `token` starting before `before`.
+    fn last_before(&self, token: Token, before: usize) -> Option<(usize, usize)> {
+        self.list
+            .iter()
+            .rev()
+            .find(|t| t.3 == 0 && t.0 < before && t.2 == token as i32)
+            .map(|t| (t.0, t.1))
+    }
+
+    /// First top-level FROM after `from` that is not `IS DISTINCT FROM`.
+    fn from_clause(&self, from: usize) -> Option<(usize, usize)> {
+        let mut prev: Option<i32> = None;
+        for t in &self.list {
+            if t.3 == 0
+                && t.0 >= from
+                && t.2 == Token::From as i32
+                && prev != Some(Token::Distinct as i32)
+            {
+                return Some((t.0, t.1));
+            }
+            prev = Some(t.2);
+        }
+        None
+    }
+
+    /// Start of the first code token at or after `from`.
+    fn start_after(&self, from: usize) -> usize {
+        self.list.iter().find(|t| t.0 >= from).map_or(from, |t| t.0)
+    }
+
+    /// End of the last code token ending at or before `limit`.
+    fn end_before(&self, limit: usize) -> usize {
+        self.list
+            .iter()
+            .rev()
+            .find(|t| t.1 <= limit)
+            .map_or(limit, |t| t.1)
+    }
+}
+
+/// A double-quoted identifier.
+fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// How the statement refers to its target: the alias, else the name.
+fn target_ref(rel: &pb::RangeVar) -> String {
+    match &rel.alias {
+        Some(a) => ident(&a.aliasname),
+        None => ident(&rel.relname),
+    }
+}
+
+fn has_returning(r: &Option<pb::ReturningClause>) -> bool {
+    r.as_ref().is_some_and(|r| !r.exprs.is_empty())
+}
+
+/// `RETURNING ...` (or `, ...` after the client's own list) at the end.
+fn returning(toks: &Tokens, client: bool, json: String, edits: &mut Vec<Edit>) {
+    let text = if client {
+        format!(", {json} AS {COLUMN}")
+    } else {
+        format!(" RETURNING {json} AS {COLUMN}")
+    };
+    edits.push(Edit {
+        at: toks.end(),
+        text,
+    });
+}
+
+/// `json_build_array(json_build_array(keys), values...)::text`, every
+/// value as PostgreSQL prints it (JSON numbers would lose numeric's digits).
+fn json(keys: &[String], values: &[String]) -> String {
+    let text = |x: &String| format!("{x}::pg_catalog.text");
+    let keys: Vec<String> = keys.iter().map(text).collect();
+    let mut v = format!(
+        "pg_catalog.json_build_array(pg_catalog.json_build_array({})",
+        keys.join(", ")
+    );
+    for x in values {
+        v.push_str(", ");
+        v.push_str(&text(x));
+    }
+    v.push_str(")::pg_catalog.text");
+    v
+}
+
+fn qualified(r: &str, cols: &[String]) -> Vec<String> {
+    cols.iter().map(|c| format!("{r}.{}", ident(c))).collect()
+}
+
+fn insert(
+    toks: &Tokens,
+    s: &pb::InsertStmt,
+    t: &Target,
+    edits: &mut Vec<Edit>,
+) -> Result<(Op, bool), CaptureError> {
+    let rel = s.relation.as_ref().ok_or(CaptureError::Position)?;
+    let r = target_ref(rel);
+    let upsert = s
+        .on_conflict_clause
+        .as_ref()
+        .is_some_and(|c| c.action == pb::OnConflictAction::OnconflictUpdate as i32);
+    let client = has_returning(&s.returning_clause);
+    returning(
+        toks,
+        client,
+        json(&qualified(&r, &t.key), &qualified(&r, &t.columns)),
+        edits,
+    );
+    Ok((Op::Insert { upsert }, client))
+}
+
+fn delete(
+    toks: &Tokens,
+    s: &pb::DeleteStmt,
+    t: &Target,
+    edits: &mut Vec<Edit>,
+) -> Result<(Op, bool), CaptureError> {
+    let rel = s.relation.as_ref().ok_or(CaptureError::Position)?;
+    let r = target_ref(rel);
+    let client = has_returning(&s.returning_clause);
+    returning(
+        toks,
+        client,
+        json(&qualified(&r, &t.key), &qualified(&r, &t.columns)),
+        edits,
+    );
+    Ok((Op::Delete, client))
+}
+
+fn is_current_of(n: &Option<Box<pb::Node>>) -> bool {
+    matches!(
+        n.as_ref().and_then(|n| n.node.as_ref()),
+        Some(NodeEnum::CurrentOfExpr(_))
+    )
+}
+
+/// `RETURNING *` (unqualified) expands to every FROM item, the pre-image too.
+fn returns_star(r: &Option<pb::ReturningClause>) -> bool {
+    let Some(r) = r else { return false };
+    r.exprs.iter().any(|e| match e.node.as_ref() {
+        Some(NodeEnum::ResTarget(t)) => match t.val.as_ref().and_then(|v| v.node.as_ref()) {
+            Some(NodeEnum::ColumnRef(c)) => {
+                c.fields.len() == 1 && matches!(c.fields[0].node, Some(NodeEnum::AStar(_)))
+            }
+            _ => false,
+        },
+        _ => false,
+    })
+}
+
+fn location(n: &pb::Node) -> Option<usize> {
+    match n.node.as_ref()? {
+        NodeEnum::ResTarget(t) => usize::try_from(t.location).ok(),
+        _ => None,
+    }
+}
+
+fn update(
+    sql: &str,
+    toks: &Tokens,
+    s: &pb::UpdateStmt,
+    t: &Target,
+    edits: &mut Vec<Edit>,
+) -> Result<(Op, bool), CaptureError> {
+    if t.key.is_empty() {
+        return Err(CaptureError::Unsupported("the table has no primary key"));
+    }
+    if is_current_of(&s.where_clause) {
+        return Err(CaptureError::Unsupported("UPDATE ... WHERE CURRENT OF"));
+    }
+    if returns_star(&s.returning_clause) {
+        return Err(CaptureError::Unsupported("UPDATE ... RETURNING *"));
+    }
+    let rel = s.relation.as_ref().ok_or(CaptureError::Position)?;
+    let r = target_ref(rel);
+    let rel_at = usize::try_from(rel.location).map_err(|_| CaptureError::Position)?;
+    let first_set = s
+        .target_list
+        .first()
+        .and_then(location)
+        .ok_or(CaptureError::Position)?;
+    let last_set = s
+        .target_list
+        .last()
+        .and_then(location)
+        .ok_or(CaptureError::Position)?;
+    let update_kw = toks
+        .last_before(Token::Update, rel_at)
+        .ok_or(CaptureError::Position)?;
+    let set_kw = toks
+        .last_before(Token::Set, first_set)
+        .ok_or(CaptureError::Position)?;
+    let end = toks.end();
+    let returning_kw = toks.first(Token::Returning, last_set);
+    let where_kw = match s.where_clause {
+        Some(_) => Some(
+            toks.first(Token::Where, last_set)
+                .ok_or(CaptureError::Position)?,
+        ),
+        None => None,
+    };
+    let from_kw = match s.from_clause.is_empty() {
+        true => None,
+        false => Some(toks.from_clause(last_set).ok_or(CaptureError::Position)?),
+    };
+    let clause_end = returning_kw.map_or(end, |k| k.0);
+    let piece = |a: usize, b: usize| -> Result<&str, CaptureError> {
+        sql.get(a..toks.end_before(b))
+            .map(str::trim)
+            .ok_or(CaptureError::Position)
+    };
+    // The pre-image: same target, FROM list and WHERE, locked.
+    let target_text = piece(update_kw.1, set_kw.0)?;
+    let mut pre = String::from("SELECT ");
+    let keys: Vec<String> = t
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{r}.{} AS pgwarden_k{i}", ident(k)))
+        .collect();
+    let olds: Vec<String> = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{r}.{} AS pgwarden_o{i}", ident(c)))
+        .collect();
+    pre.push_str(&keys.into_iter().chain(olds).collect::<Vec<_>>().join(", "));
+    pre.push_str(" FROM ");
+    pre.push_str(target_text);
+    if let Some(f) = from_kw {
+        let upto = where_kw.map_or(clause_end, |w| w.0);
+        pre.push_str(", ");
+        pre.push_str(piece(f.1, upto)?);
+    }
+    if let Some(w) = where_kw {
+        pre.push_str(" WHERE ");
+        pre.push_str(piece(w.1, clause_end)?);
+    }
+    pre.push_str(" FOR UPDATE OF ");
+    pre.push_str(&r);
+    let cte = format!("{PRE} AS MATERIALIZED ({pre})");
+    edits.push(Edit {
+        at: update_kw.0,
+        text: match s.with_clause {
+            Some(_) => format!(", {cte} "),
+            None => format!("WITH {cte} "),
+        },
+    });
+    // Join the target to its pre-image on the key.
+    let join = t
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{r}.{} = {PRE}.pgwarden_k{i}", ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let after_from = toks.end_before(where_kw.map_or(clause_end, |w| w.0));
+    edits.push(Edit {
+        at: after_from,
+        text: match from_kw {
+            Some(_) => format!(", {PRE}"),
+            None => format!(" FROM {PRE}"),
+        },
+    });
+    match where_kw {
+        Some(w) => {
+            edits.push(Edit {
+                at: toks.start_after(w.1),
+                text: "(".into(),
+            });
+            edits.push(Edit {
+                at: toks.end_before(clause_end),
+                text: format!(") AND {join}"),
+            });
+        }
+        None => edits.push(Edit {
+            at: after_from,
+            text: format!(" WHERE {join}"),
+        }),
+    }
+    let mut values = Vec::new();
+    for (i, c) in t.columns.iter().enumerate() {
+        values.push(format!("{PRE}.pgwarden_o{i}"));
+        values.push(format!("{r}.{}", ident(c)));
+    }
+    let keys: Vec<String> = (0..t.key.len())
+        .map(|i| format!("{PRE}.pgwarden_k{i}"))
+        .collect();
+    let client = has_returning(&s.returning_clause);
+    returning(toks, client, json(&keys, &values), edits);
+    Ok((Op::Update, client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(index: usize) -> Target {
+        Target {
+            index,
+            key: vec!["id".into()],
+            columns: vec!["amount".into()],
+        }
+    }
+
+    fn one(sql: &str) -> String {
+        rewrite(sql, &[target(0)]).unwrap().0
+    }
+
+    #[test]
+    fn update_gets_a_locked_pre_image() {
+        assert_eq!(
+            one("UPDATE hr.salaries SET amount = amount * 2 WHERE id = $1 OR id = 3"),
+            "WITH pgwarden_pre AS MATERIALIZED (SELECT \"salaries\".\"id\" AS pgwarden_k0, \
+             \"salaries\".\"amount\" AS pgwarden_o0 FROM hr.salaries WHERE id = $1 OR id = 3 \
+             FOR UPDATE OF \"salaries\") UPDATE hr.salaries SET amount = amount * 2 \
+             FROM pgwarden_pre WHERE (id = $1 OR id = 3) AND \"salaries\".\"id\" = pgwarden_pre.pgwarden_k0 \
+             RETURNING pg_catalog.json_build_array(pg_catalog.json_build_array(pgwarden_pre.pgwarden_k0::pg_catalog.text), \
+             pgwarden_pre.pgwarden_o0::pg_catalog.text, \"salaries\".\"amount\"::pg_catalog.text)::pg_catalog.text AS pgwarden_capture"
+        );
+    }
+
+    #[test]
+    fn update_keeps_with_from_and_returning() {
+        let out = one(
+            "WITH r AS (SELECT 2 AS f) UPDATE ONLY hr.salaries s SET amount = amount * r.f \
+             FROM r WHERE s.id IS DISTINCT FROM 4 RETURNING s.id -- done\n;",
+        );
+        assert!(
+            out.starts_with(
+                "WITH r AS (SELECT 2 AS f) , pgwarden_pre AS MATERIALIZED (SELECT \"s\".\"id\""
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "FROM ONLY hr.salaries s, r WHERE s.id IS DISTINCT FROM 4 FOR UPDATE OF \"s\")"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("FROM r, pgwarden_pre WHERE (s.id IS DISTINCT FROM 4) AND \"s\".\"id\" = pgwarden_pre.pgwarden_k0 RETURNING s.id, pg_catalog"), "{out}");
+        assert!(out.ends_with("AS pgwarden_capture -- done\n;"), "{out}");
+    }
+
+    #[test]
+    fn update_without_where() {
+        let out = one("update hr.salaries set amount = 1");
+        assert!(out.ends_with("set amount = 1 FROM pgwarden_pre WHERE \"salaries\".\"id\" = pgwarden_pre.pgwarden_k0 RETURNING pg_catalog.json_build_array(pg_catalog.json_build_array(pgwarden_pre.pgwarden_k0::pg_catalog.text), pgwarden_pre.pgwarden_o0::pg_catalog.text, \"salaries\".\"amount\"::pg_catalog.text)::pg_catalog.text AS pgwarden_capture"), "{out}");
+    }
+
+    #[test]
+    fn delete_and_insert_return_their_rows() {
+        assert_eq!(
+            one("DELETE FROM hr.salaries WHERE id = 1"),
+            "DELETE FROM hr.salaries WHERE id = 1 RETURNING pg_catalog.json_build_array(pg_catalog.json_build_array(\"salaries\".\"id\"::pg_catalog.text), \"salaries\".\"amount\"::pg_catalog.text)::pg_catalog.text AS pgwarden_capture"
+        );
+        let (out, done) = rewrite(
+            "SELECT 1; INSERT INTO hr.salaries AS x VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET amount = 3 RETURNING id;",
+            &[target(1)],
+        )
+        .unwrap();
+        assert!(out.ends_with("RETURNING id, pg_catalog.json_build_array(pg_catalog.json_build_array(\"x\".\"id\"::pg_catalog.text), \"x\".\"amount\"::pg_catalog.text)::pg_catalog.text AS pgwarden_capture;"), "{out}");
+        assert_eq!(done[0].op, Op::Insert { upsert: true });
+        assert!(done[0].client_returning);
+    }
+
+    #[test]
+    fn unsupported_forms_are_named() {
+        for sql in [
+            "UPDATE hr.salaries SET amount = 1 WHERE CURRENT OF c",
+            "UPDATE hr.salaries SET amount = 1 RETURNING *",
+            "SELECT 1",
+        ] {
+            assert!(
+                matches!(
+                    rewrite(sql, &[target(0)]),
+                    Err(CaptureError::Unsupported(_))
+                ),
+                "{sql}"
+            );
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! Change capture: writes of captured columns through pgwarden record, per
+//! changed row, the key and the old and new values, in the statement's
+//! audit record, with how its transaction ended. Clients see exactly what
+//! they would see without pgwarden.
+
+mod common;
+
+use common::guarded::{policy_dir, Guarded};
+use common::{hr_database, pg, SUPERUSER};
+use serde_json::Value;
+use std::collections::HashMap;
+use tokio::sync::OnceCell;
+
+const DB: &str = "capture_hr";
+
+const POLICY: &str = r#"
+[classifications]
+restricted = ["hr.employees.ssn"]
+
+[[rule]]
+name = "everyone-everything"
+roles = ["*"]
+on = ["*"]
+read = "allow"
+write = "allow"
+
+[capture]
+changes = ["hr.salaries.amount", "hr.salaries.bonus", "hr.employees.phone", "hr.employees.ssn"]
+"#;
+
+async fn hr() {
+    static LOADED: OnceCell<()> = OnceCell::const_new();
+    LOADED
+        .get_or_init(|| async {
+            let su = hr_database(&pg(), DB, 50).await;
+            // A role that may change amounts but not read them back.
+            su.batch_execute(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'blind_clerk') THEN
+                     CREATE ROLE blind_clerk LOGIN PASSWORD 'blind_clerk';
+                   END IF;
+                 END $$;
+                 GRANT USAGE ON SCHEMA hr TO blind_clerk;
+                 GRANT SELECT (employee_id, effective_from), UPDATE (amount)
+                   ON hr.salaries TO blind_clerk;",
+            )
+            .await
+            .expect("blind clerk");
+        })
+        .await;
+}
+
+async fn guarded() -> (Guarded, tempfile::TempDir) {
+    hr().await;
+    let dir = policy_dir(POLICY);
+    (Guarded::start(DB, dir.path(), |_| {}).await, dir)
+}
+
+/// Statement records that carry changes, in log order.
+fn changes(records: &[Value]) -> Vec<&Value> {
+    records
+        .iter()
+        .filter(|r| r["pgwarden"]["changes"].is_object())
+        .collect()
+}
+
+fn amount(v: &Value) -> f64 {
+    v.as_str().expect("text value").parse().expect("number")
+}
+
+#[tokio::test]
+async fn simple_update_records_old_and_new_values_and_the_client_sees_no_rows() {
+    let (g, _d) = guarded().await;
+    let c = g.login("payroll").await;
+    let su = common::superuser(&pg(), DB).await;
+    let before: Vec<(String, f64)> = su
+        .query(
+            "SELECT effective_from::text, amount::float8 FROM hr.salaries WHERE employee_id = 3 ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert!(!before.is_empty());
+    let msgs = c
+        .simple_query("UPDATE hr.salaries SET amount = amount + 100 WHERE employee_id = 3 -- raise")
+        .await
+        .unwrap();
+    // Only the CommandComplete: no rows, no row description.
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    match &msgs[0] {
+        tokio_postgres::SimpleQueryMessage::CommandComplete(n) => {
+            assert_eq!(*n as usize, before.len())
+        }
+        m => panic!("unexpected {m:?}"),
+    }
+    drop(c);
+    let records = g.records().await;
+    let ch = changes(&records);
+    assert_eq!(ch.len(), 1, "{ch:?}");
+    let x = &ch[0]["pgwarden"]["changes"];
+    assert_eq!(x["status"], "captured", "{x}");
+    assert_eq!(x["operation"], "update");
+    assert_eq!(x["transaction"], "committed");
+    assert_eq!(x["table"], "hr.salaries");
+    assert_eq!(
+        x["key_columns"],
+        serde_json::json!(["employee_id", "effective_from"])
+    );
+    assert_eq!(x["columns"], serde_json::json!(["amount"]));
+    let rows = x["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), before.len());
+    for (row, (from, old)) in rows.iter().zip(&before) {
+        assert_eq!(row["key"][0], "3");
+        assert_eq!(row["key"][1].as_str(), Some(from.as_str()), "{x}");
+        assert_eq!(amount(&row["old"]["amount"]), *old);
+        assert_eq!(amount(&row["new"]["amount"]), old + 100.0);
+    }
+    assert_eq!(
+        ch[0]["pgwarden"]["rows_affected"].as_u64(),
+        Some(before.len() as u64)
+    );
+}
+
+#[tokio::test]
+async fn extended_protocol_with_parameters_and_returning() {
+    let (g, _d) = guarded().await;
+    let c = g.login("payroll").await;
+    // The client's own RETURNING comes back as it asked, nothing more.
+    let rows = c
+        .query(
+            "UPDATE hr.salaries SET bonus = $1::text::numeric WHERE employee_id = $2 \
+             RETURNING employee_id, bonus::text",
+            &[&"1234", &4i32],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert_eq!(r.columns().len(), 2);
+        assert_eq!(r.get::<_, i32>(0), 4);
+        assert_eq!(r.get::<_, String>(1), "1234.00");
+    }
+    // A prepared write describes no result columns, as without pgwarden.
+    let st = c
+        .prepare(
+            "UPDATE hr.salaries SET amount = amount * $1::text::numeric WHERE employee_id = $2",
+        )
+        .await
+        .unwrap();
+    assert!(st.columns().is_empty());
+    assert_eq!(st.params().len(), 2);
+    let n = c.execute(&st, &[&"2", &5i32]).await.unwrap();
+    assert!(n > 0);
+    drop(c);
+    let records = g.records().await;
+    let ch = changes(&records);
+    assert!(ch.len() >= 2, "{ch:?}");
+    let bonus = &ch[0]["pgwarden"]["changes"];
+    assert_eq!(bonus["columns"], serde_json::json!(["bonus"]));
+    assert_eq!(bonus["rows"].as_array().unwrap().len(), rows.len());
+    for r in bonus["rows"].as_array().unwrap() {
+        assert_eq!(r["new"]["bonus"], "1234.00");
+        assert!(r["old"]["bonus"].is_string());
+    }
+    let doubled = &ch.last().unwrap()["pgwarden"]["changes"];
+    for r in doubled["rows"].as_array().unwrap() {
+        assert_eq!(
+            amount(&r["new"]["amount"]),
+            2.0 * amount(&r["old"]["amount"])
+        );
+    }
+}
+
+#[tokio::test]
+async fn rolled_back_changes_are_recorded_as_rolled_back() {
+    let (g, _d) = guarded().await;
+    let c = g.login("payroll").await;
+    c.batch_execute(
+        "BEGIN;
+         UPDATE hr.salaries SET bonus = 1 WHERE employee_id = 6;
+         ROLLBACK;
+         BEGIN;
+         UPDATE hr.salaries SET bonus = 2 WHERE employee_id = 7;
+         SAVEPOINT a;
+         UPDATE hr.salaries SET bonus = 3 WHERE employee_id = 8;
+         SAVEPOINT b;
+         UPDATE hr.salaries SET bonus = 4 WHERE employee_id = 9;
+         ROLLBACK TO SAVEPOINT a;
+         UPDATE hr.salaries SET bonus = 5 WHERE employee_id = 10;
+         COMMIT;",
+    )
+    .await
+    .unwrap();
+    // An implicit transaction that fails rolls back its earlier statement.
+    let e = c
+        .batch_execute("UPDATE hr.salaries SET bonus = 6 WHERE employee_id = 11; SELECT 1/0")
+        .await;
+    assert!(e.is_err());
+    drop(c);
+    let records = g.records().await;
+    let by_bonus: HashMap<String, String> = changes(&records)
+        .iter()
+        .map(|r| {
+            let x = &r["pgwarden"]["changes"];
+            (
+                x["rows"][0]["new"]["bonus"].as_str().unwrap().to_owned(),
+                x["transaction"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("1.00", "rolled_back"),
+        ("2.00", "committed"),
+        ("3.00", "rolled_back"),
+        ("4.00", "rolled_back"),
+        ("5.00", "committed"),
+        ("6.00", "rolled_back"),
+    ];
+    for (bonus, outcome) in want {
+        assert_eq!(
+            by_bonus.get(bonus).map(String::as_str),
+            Some(outcome),
+            "{by_bonus:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn inserts_and_deletes_and_hashed_restricted_values() {
+    let (g, _d) = guarded().await;
+    let su = common::connect(g.port, SUPERUSER.0, SUPERUSER.1, DB).await;
+    su.batch_execute(
+        "INSERT INTO hr.salaries (employee_id, amount, effective_from) VALUES (12, 777, '2031-01-01');
+         DELETE FROM hr.salaries WHERE employee_id = 12 AND effective_from = '2031-01-01';
+         UPDATE hr.employees SET ssn = '999-99-9999', phone = '555-0100' WHERE id = 13;",
+    )
+    .await
+    .unwrap();
+    drop(su);
+    let records = g.records().await;
+    let ch: Vec<&Value> = changes(&records)
+        .into_iter()
+        .map(|r| &r["pgwarden"]["changes"])
+        .collect();
+    assert_eq!(ch.len(), 3, "{ch:?}");
+    assert_eq!(ch[0]["operation"], "insert");
+    assert_eq!(ch[0]["rows"][0]["new"]["amount"], "777.00");
+    assert_eq!(
+        ch[0]["rows"][0]["key"],
+        serde_json::json!(["12", "2031-01-01"])
+    );
+    assert!(ch[0]["rows"][0]["old"].is_null());
+    assert_eq!(ch[1]["operation"], "delete");
+    // A deleted row loses every captured column.
+    assert_eq!(ch[1]["columns"], serde_json::json!(["amount", "bonus"]));
+    assert_eq!(ch[1]["rows"][0]["old"]["amount"], "777.00");
+    assert_eq!(ch[2]["table"], "hr.employees");
+    let row = &ch[2]["rows"][0];
+    assert_eq!(row["new"]["phone"], "555-0100");
+    for v in [&row["old"]["ssn"], &row["new"]["ssn"]] {
+        let s = v.as_str().unwrap();
+        assert!(s.starts_with("hmac-sha256:") && !s.contains("999"), "{s}");
+    }
+    assert_ne!(row["old"]["ssn"], row["new"]["ssn"]);
+}
+
+#[tokio::test]
+async fn a_role_that_cannot_read_back_still_writes_and_the_record_says_why() {
+    let (g, _d) = guarded().await;
+    let c = g.login("blind_clerk").await;
+    let n = c
+        .execute(
+            "UPDATE hr.salaries SET amount = 1000 WHERE employee_id = 14",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(n > 0);
+    drop(c);
+    let records = g.records().await;
+    let ch = changes(&records);
+    assert_eq!(ch.len(), 1);
+    let x = &ch[0]["pgwarden"]["changes"];
+    assert_eq!(x["status"], "unavailable");
+    assert!(
+        x["reason"].as_str().unwrap().contains("may not read back"),
+        "{x}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_writers_chain_exactly() {
+    let (g, _d) = guarded().await;
+    let su = common::superuser(&pg(), DB).await;
+    let start: f64 = su
+        .query_one(
+            "SELECT amount::float8 FROM hr.salaries WHERE employee_id = 15 ORDER BY effective_from LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let first: String = su
+        .query_one(
+            "SELECT effective_from::text FROM hr.salaries WHERE employee_id = 15 ORDER BY effective_from LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let c = g.login("payroll").await;
+        let first = first.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..25 {
+                c.execute(
+                    "UPDATE hr.salaries SET amount = amount + 1 WHERE employee_id = 15 AND effective_from = $1::text::date",
+                    &[&first],
+                )
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let end: f64 = su
+        .query_one(
+            "SELECT amount::float8 FROM hr.salaries WHERE employee_id = 15 AND effective_from = $1::text::date",
+            &[&first],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(end, start + 100.0);
+    let records = g.records().await;
+    let mut olds: Vec<f64> = Vec::new();
+    for r in changes(&records) {
+        let row = &r["pgwarden"]["changes"]["rows"][0];
+        let (old, new) = (amount(&row["old"]["amount"]), amount(&row["new"]["amount"]));
+        assert_eq!(new, old + 1.0, "{row}");
+        olds.push(old);
+    }
+    // Every old value is the previous writer's new one: start, start+1, ...
+    olds.sort_by(f64::total_cmp);
+    let want: Vec<f64> = (0..100).map(|i| start + f64::from(i)).collect();
+    assert_eq!(olds, want);
+}
