@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::run::{failed_transactions, field_after, median, parse_tps, pgbench_cmd, pgbench_init};
 use common::{children_of, rss_kib, status_field_kib, Env};
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -137,35 +138,6 @@ fn main() {
     // `env` drops here: pgwarden, then the cluster, then the directory.
 }
 
-/// `pgbench -i` at the given scale.
-fn pgbench_init(env: &Env, scale: u32) {
-    let out = pgbench_cmd(env, env.pg_port())
-        .args(["-i", "-q", "-s", &scale.to_string()])
-        .arg("postgres")
-        .output()
-        .expect("cannot run pgbench -i");
-    if !out.status.success() {
-        panic!(
-            "pgbench -i failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-/// pgbench with the connection options every run shares.
-fn pgbench_cmd(env: &Env, port: u16) -> Command {
-    let mut cmd = Command::new(&env.pgbench);
-    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", "postgres"])
-        // The same plain-TCP handshake for every target.
-        .env("PGSSLMODE", "disable")
-        .env("PGGSSENCMODE", "disable")
-        .env_remove("PGPASSWORD")
-        .env_remove("PGDATABASE");
-    cmd
-}
-
 /// Every (clients, mode) for every target, targets interleaved and repeated
 /// in rounds so that drift (caches, CPU frequency, neighbours) hits all alike.
 fn measure(env: &Env, targets: &[Target], s: &Settings) -> Measured {
@@ -248,36 +220,6 @@ fn run_select_only(env: &Env, t: &Target, clients: u32, mode: &str, secs: u32) -
             .unwrap_or_else(|| panic!("{what}: no tps line in its output:\n{stdout}")),
         transactions: field_after(&stdout, "number of transactions actually processed:")
             .unwrap_or(0),
-    }
-}
-
-/// From "tps = 1234.5 (without initial connection time)".
-fn parse_tps(out: &str) -> Option<f64> {
-    out.lines()
-        .filter(|l| l.contains("without initial connection time"))
-        .find_map(|l| l.split('=').nth(1)?.split_whitespace().next()?.parse().ok())
-}
-
-/// From "number of failed transactions: 0 (0.000%)"; older pgbench lacks it.
-fn failed_transactions(out: &str) -> Option<u64> {
-    field_after(out, "number of failed transactions:")
-}
-
-/// The number that follows `prefix` at the start of a line.
-fn field_after(out: &str, prefix: &str) -> Option<u64> {
-    out.lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut v = v.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 

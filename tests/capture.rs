@@ -292,7 +292,7 @@ async fn a_role_that_cannot_read_back_still_writes_and_the_record_says_why() {
 }
 
 #[tokio::test]
-async fn concurrent_writers_chain_exactly() {
+async fn concurrent_writers_with_rollbacks_chain_exactly() {
     let (g, _d) = guarded().await;
     let su = common::superuser(&pg(), DB).await;
     let start: f64 = su
@@ -316,13 +316,17 @@ async fn concurrent_writers_chain_exactly() {
         let c = g.login("payroll").await;
         let first = first.clone();
         tasks.push(tokio::spawn(async move {
-            for _ in 0..25 {
+            for i in 0..25 {
+                c.batch_execute("BEGIN").await.unwrap();
                 c.execute(
                     "UPDATE hr.salaries SET amount = amount + 1 WHERE employee_id = 15 AND effective_from = $1::text::date",
                     &[&first],
                 )
                 .await
                 .unwrap();
+                // Every other transaction rolls back.
+                let end = if i % 2 == 0 { "COMMIT" } else { "ROLLBACK" };
+                c.batch_execute(end).await.unwrap();
             }
         }));
     }
@@ -337,17 +341,25 @@ async fn concurrent_writers_chain_exactly() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(end, start + 100.0);
+    assert_eq!(end, start + 52.0);
     let records = g.records().await;
     let mut olds: Vec<f64> = Vec::new();
+    let mut rolled_back = 0;
     for r in changes(&records) {
-        let row = &r["pgwarden"]["changes"]["rows"][0];
+        let x = &r["pgwarden"]["changes"];
+        let row = &x["rows"][0];
         let (old, new) = (amount(&row["old"]["amount"]), amount(&row["new"]["amount"]));
         assert_eq!(new, old + 1.0, "{row}");
-        olds.push(old);
+        match x["transaction"].as_str() {
+            Some("committed") => olds.push(old),
+            Some("rolled_back") => rolled_back += 1,
+            o => panic!("unexpected outcome {o:?}"),
+        }
     }
-    // Every old value is the previous writer's new one: start, start+1, ...
+    assert_eq!(rolled_back, 48);
+    // Every committed old value is the previous committed new one: start,
+    // start+1, ... (a stale pre-image would repeat one and skip another).
     olds.sort_by(f64::total_cmp);
-    let want: Vec<f64> = (0..100).map(|i| start + f64::from(i)).collect();
+    let want: Vec<f64> = (0..52).map(|i| start + f64::from(i)).collect();
     assert_eq!(olds, want);
 }
