@@ -276,7 +276,10 @@ mod tests {
         c.add(Some(br#"[[8],1,2]"#), Op::Update, 1, 1);
         assert_eq!(c.total, 4);
         assert_eq!(c.malformed, 1);
-        assert_eq!(c.rows.len(), 1);
+        // The update and the delete; the fourth is over the cap.
+        assert_eq!(c.rows.len(), 2);
+        assert_eq!(c.rows[1].old, vec![json!("x")]);
+        assert!(c.rows[1].new.is_empty());
         assert_eq!(c.rows[0].old, vec![json!(100)]);
         assert_eq!(c.rows[0].new, vec![json!(110)]);
     }
