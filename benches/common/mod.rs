@@ -102,7 +102,7 @@ impl Env {
 
     /// Starts a pgwarden named `name` from a config file with the audit
     /// trail on (a file in the bench directory) and `extra` TOML appended.
-    fn spawn_audited(&self, name: &'static str, extra: &str) -> (u16, Service) {
+    pub fn spawn_audited(&self, name: &'static str, extra: &str) -> (u16, Service) {
         let port = free_port();
         let log = self.dir.path().join(format!("{name}.log"));
         let config = self.dir.path().join(format!("{name}.toml"));

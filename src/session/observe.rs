@@ -45,6 +45,9 @@ pub struct Observer {
     ready: Option<Analyses>,
     /// Records that could not be queued without waiting.
     pub outbox: Vec<AuditRecord>,
+    /// Strict durability: tickets of the records of statements whose
+    /// completion is being handed to the relay (`None`: in `outbox`).
+    pub held: Vec<Option<u64>>,
     /// Statements seen, for the disconnect record.
     pub statements: u64,
     /// Rows returned or affected, for the disconnect record.
@@ -78,6 +81,7 @@ impl Observer {
             session,
             ready: None,
             outbox: Vec::new(),
+            held: Vec::new(),
             statements: 0,
             rows: 0,
             catalog_changed: false,
@@ -375,6 +379,7 @@ impl Observer {
                 if self.withheld_by_limit() {
                     return true;
                 }
+                super::subjects::on_row(&self.ctx, self.tracker.head(), frame.body());
                 if let Some(plan) = self.row_plan() {
                     let key = self.ctx.mask_key.load();
                     if let Err(e) = crate::mask::rewrite_data_row(frame.body(), &plan, &key, out) {
@@ -610,11 +615,12 @@ impl Observer {
 
     fn record(&mut self, f: Finished) {
         let Finished {
-            pending: p,
+            pending: mut p,
             tag,
             outcome,
             duration,
         } = f;
+        let subjects = super::subjects::finish(&self.ctx, &self.session, &mut p);
         self.statements += 1;
         if p.analysis.unanalysed.is_some() {
             self.ctx.metrics.statements_unanalysed.inc();
@@ -629,6 +635,7 @@ impl Observer {
             session: self.session.clone(),
             analysis: p.analysis,
             full_text: p.full_text,
+            subjects,
             rows_returned: None,
             rows_affected: None,
             bytes_returned: p.bytes,
@@ -652,8 +659,15 @@ impl Observer {
             r.rows_returned = counted_rows;
         }
         self.rows += r.rows_returned.unwrap_or(0) + r.rows_affected.unwrap_or(0);
-        if let Err(rec) = self.ctx.audit.try_send(AuditRecord::Statement(r)) {
-            self.outbox.push(rec);
+        match self.ctx.audit.try_send_ticketed(AuditRecord::Statement(r)) {
+            Ok(Some(ticket)) => self.held.push(Some(ticket)),
+            Ok(None) => {}
+            Err(rec) => {
+                self.outbox.push(rec);
+                if self.ctx.audit.is_strict() {
+                    self.held.push(None);
+                }
+            }
         }
     }
 
