@@ -28,10 +28,13 @@ struct Window {
     alerted: bool,
 }
 
+/// (user, limit) → its window.
+type Windows = HashMap<(Arc<str>, Arc<str>), Window>;
+
 /// The windows of every user and limit.
 #[derive(Debug, Default)]
 pub struct DistinctWindows {
-    windows: Mutex<HashMap<(Arc<str>, Arc<str>), Window>>,
+    windows: Mutex<Windows>,
 }
 
 /// What adding keys found.

@@ -216,7 +216,8 @@ fn decode(cell: &[u8], binary: bool) -> Option<Key<'_>> {
     }
     let text = std::str::from_utf8(cell).ok()?;
     match text.parse::<i64>() {
-        Ok(i) if !text.starts_with('+') && !(text.len() > 1 && text.starts_with('0')) => {
+        // `+5` and `007` are not how PostgreSQL prints integers: keep them as text.
+        Ok(i) if !(text.starts_with('+') || text.len() > 1 && text.starts_with('0')) => {
             Some(Key::Int(i))
         }
         _ => Some(Key::Text(text)),
