@@ -100,7 +100,10 @@ fn main() {
                 let t = median(&tps[&(name, mode, clients)]);
                 // Latency added per UPDATE by capture, over the same proxy without it.
                 let cost = if name == "pgw+capture" {
-                    format!("{:.0} us", (1.0 / t - 1.0 / policy) * 1e6 * f64::from(clients))
+                    format!(
+                        "{:.0} us",
+                        (1.0 / t - 1.0 / policy) * 1e6 * f64::from(clients)
+                    )
                 } else {
                     "-".into()
                 };

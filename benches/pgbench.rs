@@ -112,6 +112,18 @@ fn main() {
         port,
         pid: env.pgwarden_policy.as_ref().map(|p| p.pid()),
     });
+    // The audit durability rules: fsync per batch, and results held until
+    // their records are fsynced (group commit).
+    let mut durable = Vec::new();
+    for (name, rule) in [("pgw+batch", "batch"), ("pgw+strict", "strict")] {
+        let (port, service) = env.spawn_audited(name, &format!("durability = \"{rule}\"\n"));
+        targets.push(Target {
+            name,
+            port,
+            pid: Some(service.pid()),
+        });
+        durable.push(service);
+    }
     match env.start_pgbouncer() {
         Some(port) => targets.push(Target {
             name: "pgbouncer",
@@ -121,11 +133,21 @@ fn main() {
         None => println!("pgbouncer: not installed, skipped (apt-get install pgbouncer adds it)"),
     }
 
+    // PGBENCH_ONLY=pgw+audit,pgw+strict measures only those (and direct).
+    if let Ok(only) = std::env::var("PGBENCH_ONLY") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        targets.retain(|t| t.name == "direct" || only.contains(&t.name));
+    }
     print_load("before measuring");
     let m = measure(&env, &targets, &s);
     print_load("after measuring");
     print_table(&m, &targets);
     print_goals(&m.tps);
+    print_durability(&m.tps);
+    drop(durable);
+    if std::env::var_os("PGBENCH_ONLY").is_some() {
+        return;
+    }
 
     // A fresh pgwarden for memory, so allocator caches left by the
     // throughput runs cannot hide the cost of new sessions.
@@ -262,6 +284,27 @@ fn print_table(m: &Measured, targets: &[Target]) {
                     median(v),
                     spread(v) * 100.0
                 );
+            }
+        }
+    }
+}
+
+/// TPS of the audit durability rules relative to `none` (pgw+audit).
+fn print_durability(r: &Results) {
+    println!();
+    println!("audit durability (median tps / pgw+audit's):");
+    for &mode in &MODES {
+        for &clients in &CLIENTS {
+            let Some(none) = ratio_to_direct(r, "pgw+audit", mode, clients) else {
+                continue;
+            };
+            for target in ["pgw+batch", "pgw+strict"] {
+                if let Some(ratio) = ratio_to_direct(r, target, mode, clients) {
+                    println!(
+                        "  {target:<10} {mode:<8} c={clients}: {:.3} of none ({ratio:.3} of direct)",
+                        ratio / none
+                    );
+                }
             }
         }
     }

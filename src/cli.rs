@@ -26,7 +26,8 @@ pub enum Command {
     Demo(crate::demo::DemoArgs),
     /// Check, explain and test column-level policies.
     Policy(crate::policy::command::PolicyArgs),
-    /// Audit log tools: make a signing key, verify the log's integrity.
+    /// Audit log tools: make a signing key, verify the log's integrity,
+    /// list who saw a data subject.
     Audit(crate::audit::cli::AuditArgs),
     /// Compliance report over audit files: per user, table, column and
     /// classification; largest extractions; off-hours; failed logins; trends.

@@ -54,6 +54,8 @@ pub struct Context {
     pub shutdown: Shutdown,
     /// Clients past the startup packet (counted against `proxy.max_clients`).
     pub clients: AtomicUsize,
+    /// Distinct data subjects seen per user and limit, in sliding windows.
+    pub distinct_subjects: crate::budget::distinct::DistinctWindows,
     /// Statement analyser and its cache.
     pub analyser: Arc<Analyser>,
     /// PostgreSQL catalogs, per database.
@@ -93,6 +95,7 @@ impl Context {
             metrics,
             shutdown: Shutdown::default(),
             clients: AtomicUsize::new(0),
+            distinct_subjects: Default::default(),
             analyser: Arc::new(Analyser::new(50_000)),
             catalogs,
             audit,

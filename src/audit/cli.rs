@@ -1,6 +1,7 @@
-//! `pgwarden audit keygen` and `pgwarden audit verify`.
+//! `pgwarden audit keygen`, `pgwarden audit verify` and `pgwarden audit subject`.
 
 use super::keys::{generate, key_id, load_signing_key, load_verifying_key};
+use super::subject_query::{find, render_text, SubjectQuery};
 use super::verify::{verify_files, Report, VerifyOptions};
 use clap::{Args, Subcommand};
 use std::io::Write;
@@ -36,6 +37,33 @@ pub enum AuditCommand {
     /// records, missing files and bad signatures. Exit status: 0 verified,
     /// 1 tampering found, 2 usage or I/O error.
     Verify(VerifyArgs),
+    /// List who saw (or changed) one data subject: time, user, role,
+    /// address, application, command, fingerprint and columns, from the
+    /// `pgwarden.subjects` of native audit records.
+    Subject(SubjectArgs),
+}
+
+/// Options of `pgwarden audit subject`.
+#[derive(Debug, Args)]
+pub struct SubjectArgs {
+    /// The subject, as named in the policy's `[subjects]` (`hr.employees`).
+    #[arg(long, value_name = "SCHEMA.TABLE")]
+    pub table: String,
+    /// The subject's key (`1234`).
+    #[arg(long)]
+    pub key: String,
+    /// Only statements at or after this time (RFC 3339, or a UTC date).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only statements before this time (a date: through that day).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// `text` (default) or `json`.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Audit files (native format), oldest first.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
 }
 
 /// Options of `pgwarden audit verify`.
@@ -85,7 +113,51 @@ pub fn run_with(args: AuditArgs, out: &mut impl Write, err: &mut impl Write) -> 
             }
         },
         AuditCommand::Verify(v) => verify(v, out, err),
+        AuditCommand::Subject(s) => subject(s, out, err),
     }
+}
+
+fn subject(args: SubjectArgs, out: &mut impl Write, err: &mut impl Write) -> u8 {
+    use crate::report::options::{parse_time, Bound};
+    let time = |s: &Option<String>, bound| match s {
+        None => Ok(None),
+        Some(s) => parse_time(s, chrono_tz::UTC, bound).map(Some),
+    };
+    let (from, to) = match (time(&args.from, Bound::From), time(&args.to, Bound::To)) {
+        (Ok(f), Ok(t)) => (f, t),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = writeln!(err, "pgwarden audit subject: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if args.format != "text" && args.format != "json" {
+        let _ = writeln!(err, "pgwarden audit subject: --format is text or json");
+        return EXIT_USAGE;
+    }
+    let q = SubjectQuery {
+        subject: args.table,
+        key: args.key,
+        from,
+        to,
+    };
+    let found = match find(&args.paths, &q) {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = writeln!(err, "pgwarden audit subject: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if args.format == "json" {
+        let doc = serde_json::json!({
+            "subject": q.subject,
+            "key": q.key,
+            "statements": found,
+        });
+        let _ = writeln!(out, "{doc:#}");
+    } else {
+        let _ = write!(out, "{}", render_text(&q, &found));
+    }
+    EXIT_VERIFIED
 }
 
 fn verify(args: VerifyArgs, out: &mut impl Write, err: &mut impl Write) -> u8 {

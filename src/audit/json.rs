@@ -12,6 +12,7 @@ use super::record::{
     AuditRecord, ConnectionEvent, ConnectionRecord, Outcome, PolicyRecord, SessionContext,
     StatementRecord,
 };
+use super::subject_record::Subjects;
 use crate::analyse::{OpaqueCall, RelationAccess, RelationName, StatementKind};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
@@ -225,6 +226,8 @@ struct StatementExtra<'a> {
     unanalysed: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     full_text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Subjects::is_empty")]
+    subjects: Subjects<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<&'a PolicyRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -429,6 +432,7 @@ impl<'a> StatementDoc<'a> {
                 opaque_calls: &a.opaque_calls,
                 unanalysed: a.unanalysed.as_deref(),
                 full_text: r.full_text.as_deref(),
+                subjects: Subjects(&r.subjects),
                 policy: r.policy.as_ref(),
                 changes: r.changes.as_ref(),
             },

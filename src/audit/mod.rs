@@ -17,11 +17,14 @@ pub mod cli;
 mod format;
 mod json;
 pub mod keys;
+pub mod keyset;
 mod lines;
 pub mod nats;
 mod record;
 mod scan;
 mod sink;
+pub mod subject_query;
+mod subject_record;
 pub mod verify;
 mod writer;
 
@@ -34,6 +37,7 @@ pub use record::{
     AuditRecord, ConnectionEvent, ConnectionRecord, ErrorInfo, Outcome, PolicyRecord,
     SessionContext, SessionTotals, StatementRecord,
 };
+pub use subject_record::SubjectSeen;
 pub use writer::{AuditHandle, AuditLog, AuditTask};
 
 use std::path::PathBuf;

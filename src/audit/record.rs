@@ -127,6 +127,8 @@ pub struct StatementRecord {
     pub analysis: Arc<Analysis>,
     /// The text with its literals; kept only when `audit.log_full_text` is on.
     pub full_text: Option<Arc<str>>,
+    /// Data subjects whose rows it returned or wrote (`[subjects]`).
+    pub subjects: Vec<super::SubjectSeen>,
     /// Rows sent to the client (SELECT, FETCH, COPY TO, RETURNING).
     pub rows_returned: Option<u64>,
     /// Rows inserted, updated, deleted, merged or copied in.
@@ -151,6 +153,7 @@ impl StatementRecord {
             session,
             analysis,
             full_text: None,
+            subjects: Vec::new(),
             rows_returned: None,
             rows_affected: None,
             bytes_returned: 0,
@@ -232,6 +235,9 @@ impl ConnectionRecord {
 
 /// Anything the audit writer accepts: one line of the audit log.
 #[derive(Debug, Clone)]
+// Records are moved by value through the queue: boxing the statement
+// variant would cost every statement an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum AuditRecord {
     /// A statement.
     Statement(StatementRecord),

@@ -42,6 +42,7 @@ impl Sink {
             planned: 0,
             marks: VecDeque::new(),
             written: 0,
+            sync_on_rotate: false,
         };
         f.reopen()?;
         f.end_partial_line()?;
@@ -96,6 +97,14 @@ impl Sink {
         result
     }
 
+    /// Fsyncs each file before it is rotated away, so a durability rule that
+    /// fsyncs the current file also covers lines that went to the previous one.
+    pub(crate) fn set_sync_on_rotate(&mut self, on: bool) {
+        if let Sink::File(f) = self {
+            f.sync_on_rotate = on;
+        }
+    }
+
     /// Makes what was written durable (fsync for a file).
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         match self {
@@ -136,6 +145,8 @@ pub(crate) struct FileSink {
     marks: VecDeque<u64>,
     /// Bytes written so far: the offset of the next `write_pending`'s first byte.
     written: u64,
+    /// fsync the file before rotating it (`audit.durability` is not `none`).
+    sync_on_rotate: bool,
 }
 
 impl FileSink {
@@ -211,6 +222,13 @@ impl FileSink {
         // No fsync here: forcing 100 MiB to disk would stall the writer for
         // as long as the disk takes, and an appended log is no more at risk
         // after a rename than before it; the kernel writes it back as usual.
+        // Unless a durability rule promises its lines are on disk: then the
+        // batch's one fsync, which reaches only the new file, needs this.
+        if self.sync_on_rotate {
+            if let Some(f) = &self.file {
+                f.sync_data()?;
+            }
+        }
         let numbered = |k: u32| {
             let mut p = self.path.clone().into_os_string();
             p.push(format!(".{k}"));

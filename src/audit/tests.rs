@@ -551,3 +551,58 @@ fn audit_print_doc_examples() {
     c.timestamp = UNIX_EPOCH + Duration::from_micros(1_760_000_090_000_001);
     println!("{}", serde_json::to_string(&AuditRecord::from(c)).unwrap());
 }
+
+#[tokio::test]
+async fn strict_durability_publishes_a_watermark_of_fsynced_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metrics::new();
+    let c = AuditConfig {
+        durability: crate::config::AuditDurability::Strict,
+        ..config(&dir.path().join("audit.log"))
+    };
+    let (pause, gate) = tokio::sync::watch::channel(true);
+    let (h, task) = AuditLog::start_gated(&c, &m, Some(gate)).unwrap();
+    assert!(h.is_strict());
+    let mut watermark = h.durable_watch().expect("strict has a watermark");
+    let mut tickets = Vec::new();
+    for i in 0..50 {
+        let t = h.try_send_ticketed(statement(i).into()).ok().flatten();
+        tickets.push(t.expect("a ticket"));
+    }
+    tickets.push(h.send_ticketed(statement(50)).await.expect("a ticket"));
+    // Tickets follow the queue's order.
+    assert_eq!(tickets, (1..=51).collect::<Vec<u64>>());
+    assert_eq!(
+        *watermark.borrow(),
+        0,
+        "nothing written while the writer is held"
+    );
+    pause.send_replace(false);
+    let last = *tickets.last().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), watermark.wait_for(|d| *d >= last))
+        .await
+        .expect("the watermark passes the last ticket")
+        .unwrap();
+    // Once published, the records are in the file.
+    assert_eq!(ids(&read_lines(dir.path())), (0..51).collect::<Vec<_>>());
+    task.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_strict_durability_nothing_is_ticketed() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metrics::new();
+    let c = AuditConfig {
+        durability: crate::config::AuditDurability::Batch,
+        ..config(&dir.path().join("audit.log"))
+    };
+    let (h, task) = AuditLog::start(&c, &m).unwrap();
+    assert!(!h.is_strict());
+    assert!(h.durable_watch().is_none());
+    assert_eq!(
+        h.try_send_ticketed(statement(0).into()).ok().flatten(),
+        None
+    );
+    task.shutdown().await;
+    assert_eq!(ids(&read_lines(dir.path())), vec![0]);
+}

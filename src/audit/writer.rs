@@ -12,12 +12,12 @@ use super::nats::{self, NatsFeed, NatsTask};
 use super::record::AuditRecord;
 use super::sink::Sink;
 use super::AuditError;
-use crate::config::{AuditConfig, AuditOnFull};
+use crate::config::{AuditConfig, AuditDurability, AuditOnFull};
 use crate::metrics::Metrics;
 use prometheus::{IntCounter, IntGauge};
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use tokio::sync::watch;
@@ -90,7 +90,10 @@ impl AuditLog {
             )),
             None => None,
         };
-        let sink = Sink::open(path, config.max_file_size, config.keep_files).map_err(open_error)?;
+        let mut sink =
+            Sink::open(path, config.max_file_size, config.keep_files).map_err(open_error)?;
+        let syncs = config.durability != AuditDurability::None;
+        sink.set_sync_on_rotate(syncs);
         // Stdout cannot be read back: each run starts a chain of its own there.
         let chain = match sink {
             Sink::Stdout => Chain::new(),
@@ -105,7 +108,11 @@ impl AuditLog {
         };
         // tokio panics on a zero capacity; validation refuses it, this is belt and braces.
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let (durable_tx, durable_rx) = watch::channel(0u64);
+        let strict = config.durability == AuditDurability::Strict;
         let shared = Arc::new(Shared {
+            tickets: strict.then(|| Mutex::new(0)),
+            durable: durable_rx,
             tx,
             on_full: config.on_full,
             log_full_text: config.log_full_text,
@@ -123,6 +130,10 @@ impl AuditLog {
             seal: false,
             nats,
             closing: false,
+            taken: 0,
+            syncs,
+            unsynced: false,
+            durable: durable_tx,
         };
         let counters = Counters {
             records: metrics.audit_records.clone(),
@@ -130,7 +141,7 @@ impl AuditLog {
             queue: metrics.audit_queue.clone(),
             write_errors: metrics.audit_write_errors.clone(),
         };
-        let join = runtime.spawn(run(rx, writer, stop.clone(), counters, gate));
+        let join = runtime.spawn(run(rx, writer, stop.clone(), counters, gate, strict));
         Ok((
             AuditHandle {
                 shared: Some(shared),
@@ -153,6 +164,12 @@ struct Shared {
     epoch: std::time::Instant,
     /// Milliseconds after `epoch` before which no drop warning is logged.
     next_warn_ms: AtomicU64,
+    /// `durability = "strict"`: records queued so far. Sending under this
+    /// lock keeps the queue's order equal to the tickets' order, so the
+    /// writer's count of records written is a watermark of tickets.
+    tickets: Option<Mutex<u64>>,
+    /// Records written and fsynced so far (counted like `tickets`).
+    durable: watch::Receiver<u64>,
 }
 
 impl Shared {
@@ -209,23 +226,57 @@ impl AuditHandle {
     // allocation for the rare full queue.
     #[allow(clippy::result_large_err)]
     pub fn try_send(&self, record: AuditRecord) -> Result<(), AuditRecord> {
-        let Some(s) = &self.shared else { return Ok(()) };
+        self.try_send_ticketed(record).map(|_| ())
+    }
+
+    /// Whether `durability = "strict"`: statements' completions wait for
+    /// their records' tickets (see [`Self::durable_watch`]).
+    pub fn is_strict(&self) -> bool {
+        self.shared.as_ref().is_some_and(|s| s.tickets.is_some())
+    }
+
+    /// With `durability = "strict"`: the count of records written and
+    /// fsynced, which passes a record's ticket once it is on disk.
+    pub fn durable_watch(&self) -> Option<watch::Receiver<u64>> {
+        let s = self.shared.as_ref()?;
+        s.tickets.as_ref().map(|_| s.durable.clone())
+    }
+
+    /// [`Self::try_send`], returning the record's ticket under
+    /// `durability = "strict"` (`None` otherwise, or when it was dropped).
+    #[allow(clippy::result_large_err)]
+    pub fn try_send_ticketed(&self, record: AuditRecord) -> Result<Option<u64>, AuditRecord> {
+        let Some(s) = &self.shared else {
+            return Ok(None);
+        };
         let mut record = record;
         if !s.log_full_text {
             record.strip_full_text();
         }
-        match s.tx.try_send(record) {
-            Ok(()) => Ok(()),
+        let sent = match &s.tickets {
+            Some(t) => {
+                let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+                let r = s.tx.try_send(record);
+                if r.is_ok() {
+                    *t += 1;
+                    return Ok(Some(*t));
+                }
+                r
+            }
+            None => s.tx.try_send(record),
+        };
+        match sent {
+            Ok(()) => Ok(None),
             Err(TrySendError::Full(r)) => match s.on_full {
                 AuditOnFull::Block => Err(r),
                 AuditOnFull::DropAndCount => {
                     s.dropped_one("full");
-                    Ok(())
+                    Ok(None)
                 }
             },
             Err(TrySendError::Closed(_)) => {
                 s.dropped_one("closed");
-                Ok(())
+                Ok(None)
             }
         }
     }
@@ -234,10 +285,28 @@ impl AuditHandle {
     /// is full; with `"drop_and_count"` it never waits. A record sent after
     /// shutdown is dropped and counted.
     pub async fn send(&self, record: impl Into<AuditRecord>) {
-        let Some(s) = &self.shared else { return };
+        self.send_ticketed(record).await;
+    }
+
+    /// [`Self::send`], returning the record's ticket under
+    /// `durability = "strict"` (`None` otherwise, or when it was dropped).
+    pub async fn send_ticketed(&self, record: impl Into<AuditRecord>) -> Option<u64> {
+        let s = self.shared.as_ref()?;
         let mut record = record.into();
         if !s.log_full_text {
             record.strip_full_text();
+        }
+        if let Some(t) = &s.tickets {
+            // Room first (waiting, outside the lock), then the ticket and
+            // the send together, so tickets follow the queue's order.
+            let Ok(permit) = s.tx.reserve().await else {
+                s.dropped_one("closed");
+                return None;
+            };
+            let mut t = t.lock().unwrap_or_else(|e| e.into_inner());
+            permit.send(record);
+            *t += 1;
+            return Some(*t);
         }
         match s.on_full {
             AuditOnFull::Block => {
@@ -251,6 +320,7 @@ impl AuditHandle {
                 Err(TrySendError::Closed(_)) => s.dropped_one("closed"),
             },
         }
+        None
     }
 }
 
@@ -304,6 +374,14 @@ struct Writer {
     nats: Option<NatsFeed>,
     /// Shutting down: the NATS buffer then takes everything, full or not.
     closing: bool,
+    /// Records taken from the queue so far (the durable watermark's unit).
+    taken: u64,
+    /// `audit.durability` is not `none`: fsync after every write.
+    syncs: bool,
+    /// Written but the fsync failed: sync again before anything else.
+    unsynced: bool,
+    /// Publishes `taken` once those records are written and fsynced.
+    durable: watch::Sender<u64>,
 }
 
 impl Writer {
@@ -311,6 +389,7 @@ impl Writer {
     fn has_work(&self) -> bool {
         !self.batch.is_empty()
             || !self.pending.is_empty()
+            || self.unsynced
             || self.lines.has_work(self.seal)
             || self.nats.as_ref().is_some_and(NatsFeed::has_staged)
     }
@@ -331,6 +410,7 @@ impl Writer {
     /// Serializes the batch after what is pending and writes it all; returns
     /// the records now on the sink.
     fn write(&mut self) -> io::Result<u64> {
+        self.taken += self.batch.len() as u64;
         for record in self.batch.drain(..) {
             let written = self
                 .lines
@@ -356,7 +436,21 @@ impl Writer {
         if self.pending.capacity() > PENDING_LIMIT {
             self.pending = Vec::new();
         }
-        Ok(std::mem::take(&mut self.pending_records))
+        let written = std::mem::take(&mut self.pending_records);
+        if self.syncs && (written > 0 || self.unsynced) {
+            // Group commit: one fsync for the whole batch.
+            self.unsynced = true;
+            self.sink.sync()?;
+            self.unsynced = false;
+        }
+        // Everything taken is now written (and fsynced when the rule says so).
+        let taken = self.taken;
+        self.durable.send_if_modified(|d| {
+            let moved = *d < taken;
+            *d = taken;
+            moved
+        });
+        Ok(written)
     }
 }
 
@@ -368,6 +462,7 @@ async fn run(
     stop: CancellationToken,
     counters: Counters,
     mut gate: Option<watch::Receiver<bool>>,
+    eager: bool,
 ) {
     let mut closing = false;
     // Consecutive failed writes (sets the pause), and those since closing.
@@ -380,9 +475,17 @@ async fn run(
             let _ = g.wait_for(|paused| !*paused).await;
         }
         if !closing && writer.pending.len() < PENDING_LIMIT && !writer.nats_backlogged() {
-            let retrying = !writer.pending.is_empty() || writer.nats_stalled();
+            let retrying = !writer.pending.is_empty() || writer.nats_stalled() || writer.unsynced;
             let checkpoint = writer.lines.checkpoint_deadline().map(Instant::from_std);
-            closing = gather(&mut rx, &mut writer.batch, &stop, retrying, checkpoint).await;
+            closing = gather(
+                &mut rx,
+                &mut writer.batch,
+                &stop,
+                retrying,
+                checkpoint,
+                eager,
+            )
+            .await;
         }
         if closing {
             // Once closed (or without senders) this returns what is queued without waiting.
@@ -487,14 +590,17 @@ async fn run(
 /// Collects records into `batch` until it reaches [`TARGET_BATCH`] or the
 /// first record has waited [`FLUSH_INTERVAL`]; with bytes already pending
 /// (a failed write to retry) it takes only what is queued. An idle queue is
-/// left at `checkpoint` (a checkpoint is due). Returns true when the queue
-/// is closing.
+/// left at `checkpoint` (a checkpoint is due). `eager` (strict durability:
+/// sessions wait for their records) writes whatever is queued at once; the
+/// records arriving during one write and fsync make the next batch. Returns
+/// true when the queue is closing.
 async fn gather(
     rx: &mut mpsc::Receiver<AuditRecord>,
     batch: &mut Vec<AuditRecord>,
     stop: &CancellationToken,
     retrying: bool,
     checkpoint: Option<Instant>,
+    eager: bool,
 ) -> bool {
     if retrying {
         while batch.len() < MAX_BATCH {
@@ -522,7 +628,7 @@ async fn gather(
                 Err(TryRecvError::Disconnected) => return true,
             }
         }
-        if batch.len() >= TARGET_BATCH {
+        if batch.len() >= TARGET_BATCH || (eager && !batch.is_empty()) {
             return false;
         }
         if stop.is_cancelled() {

@@ -7,6 +7,7 @@
 //! Windows are cut into 60 buckets; see [`window`] for the precision. Time is
 //! passed in (`now`) so tests can move it.
 
+pub mod distinct;
 mod memory;
 mod redis;
 pub mod window;

@@ -242,6 +242,14 @@ fn validate_audit(a: &super::AuditConfig) -> Result<(), (String, String)> {
             return Err(("audit.signing_key".into(), e.to_string()));
         }
     }
+    if a.durability == super::AuditDurability::Strict
+        && a.on_full == super::AuditOnFull::DropAndCount
+    {
+        return bad(
+            "audit.durability",
+            "\"strict\" cannot hold results for records that on_full = \"drop_and_count\" may drop; use on_full = \"block\"",
+        );
+    }
     if let Some(n) = &a.nats {
         if a.path.is_none() {
             return bad(
@@ -381,6 +389,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.audit.on_full, crate::config::AuditOnFull::DropAndCount);
+        assert_eq!(c.audit.durability, crate::config::AuditDurability::None);
+        let c = parse("[audit]\ndurability = \"strict\"\n", "p.toml").unwrap();
+        assert_eq!(c.audit.durability, crate::config::AuditDurability::Strict);
+        let e = parse(
+            "[audit]\non_full = \"drop_and_count\"\ndurability = \"strict\"\n",
+            "p.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("p.toml:3: audit.durability"),
+            "{e}"
+        );
+        let e = parse("[audit]\ndurability = \"always\"\n", "p.toml").unwrap_err();
+        assert!(
+            e.to_string().starts_with("p.toml:2: audit.durability"),
+            "{e}"
+        );
         let e = parse("[audit]\nkeep_files = 0\n", "p.toml").unwrap_err();
         assert_eq!(
             e.to_string(),

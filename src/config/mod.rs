@@ -243,6 +243,23 @@ pub enum AuditOnFull {
     DropAndCount,
 }
 
+/// When a statement's completion may reach the client relative to its audit
+/// record reaching the disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDurability {
+    /// Records are written in batches and left to the kernel to flush; a
+    /// crash of the machine can lose the last ones (default, fastest).
+    #[default]
+    None,
+    /// Every batch is fsynced once written; results do not wait for it.
+    Batch,
+    /// Every batch is fsynced, and a statement's completion (CommandComplete
+    /// or ErrorResponse, and what follows) reaches the client only once its
+    /// record is on disk.
+    Strict,
+}
+
 /// `[audit]`: the audit trail, one JSON record per line (docs/audit-records.md).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -270,6 +287,8 @@ pub struct AuditConfig {
     pub format: AuditFormat,
     /// `[audit.nats]`: also publish every record to NATS JetStream. Default off.
     pub nats: Option<NatsConfig>,
+    /// `none` (default), `batch` or `strict`: see [`AuditDurability`].
+    pub durability: AuditDurability,
 }
 
 impl Default for AuditConfig {
@@ -286,6 +305,7 @@ impl Default for AuditConfig {
             sign_interval_records: 1000,
             format: AuditFormat::Native,
             nats: None,
+            durability: AuditDurability::None,
         }
     }
 }

@@ -108,6 +108,8 @@ pub struct Limit {
     pub alert_rows_per_window: Option<u64>,
     /// Per-window block threshold.
     pub block_rows_per_window: Option<u64>,
+    /// Per-window alert threshold on distinct subjects seen.
+    pub distinct_subjects_per_window: Option<u64>,
 }
 
 /// A classification.
@@ -132,6 +134,8 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Opaque functions allowed for everyone (`schema.name`).
     pub allowed_functions: HashSet<String>,
+    /// Subject keys (`[subjects]`), by table.
+    pub subjects: Vec<super::subjects::SubjectKey>,
     /// Bulk-extraction limits.
     pub limits: Vec<Arc<Limit>>,
     /// Security events (defaults when the policy has no `[security]`).
@@ -249,6 +253,7 @@ impl Policy {
             && self.rules.is_empty()
             && self.limits.is_empty()
             && self.capture.changes.is_empty()
+            && self.subjects.is_empty()
     }
 
     /// Whether a captured value of this column is recorded as a hash.

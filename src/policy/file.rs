@@ -16,6 +16,10 @@ pub struct PolicyFile {
     pub mode: Option<Mode>,
     /// What applies where no rule decides.
     pub defaults: Option<Defaults>,
+    /// Tables whose rows are about a data subject: `schema.table` → key
+    /// column, or `{ key, subject }` (see `subjects.rs`). Default none.
+    #[serde(default)]
+    pub subjects: BTreeMap<String, super::subjects::SubjectSpec>,
     /// Classification name → the columns or tables it covers
     /// (`schema.table.column`, `schema.table`, with `*` wildcards).
     #[serde(default)]
@@ -125,6 +129,9 @@ pub struct LimitSpec {
     pub alert_rows_per_window: Option<u64>,
     /// Stop statements once a user's rows in the window would exceed this.
     pub block_rows_per_window: Option<u64>,
+    /// Alert when a user has seen more distinct subjects (keys of
+    /// `[subjects]` tables under `on`) than this in the window.
+    pub distinct_subjects_per_window: Option<u64>,
 }
 
 /// Enforce or only watch.

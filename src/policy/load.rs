@@ -191,6 +191,17 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
         if let Some(c) = &p.file.capture {
             once_capture(&mut policy, p, c)?;
         }
+        for (table, spec) in &p.file.subjects {
+            let key = super::subjects::compile(table, spec, &policy.subjects).map_err(|m| {
+                PolicyError::Invalid {
+                    path: p.origin.clone(),
+                    line: super::subjects::line_of(&p.text, table),
+                    field: format!("subjects.\"{table}\""),
+                    message: m,
+                }
+            })?;
+            policy.subjects.push(key);
+        }
     }
     let mut names: HashMap<String, String> = HashMap::new();
     for p in &parsed {
@@ -283,8 +294,16 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
                 && l.block_rows.is_none()
                 && l.alert_rows_per_window.is_none()
                 && l.block_rows_per_window.is_none()
+                && l.distinct_subjects_per_window.is_none()
             {
-                return Err(invalid(p, &at("block_rows"), "a limit needs at least one of alert_rows, block_rows, alert_rows_per_window, block_rows_per_window"));
+                return Err(invalid(p, &at("block_rows"), "a limit needs at least one of alert_rows, block_rows, alert_rows_per_window, block_rows_per_window, distinct_subjects_per_window"));
+            }
+            if l.distinct_subjects_per_window.is_some() && policy.subjects.is_empty() {
+                return Err(invalid(
+                    p,
+                    &at("distinct_subjects_per_window"),
+                    "needs [subjects] (which key columns identify a subject)",
+                ));
             }
             let window = l
                 .window
@@ -308,6 +327,7 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
                 window,
                 alert_rows_per_window: l.alert_rows_per_window,
                 block_rows_per_window: l.block_rows_per_window,
+                distinct_subjects_per_window: l.distinct_subjects_per_window,
             }));
         }
     }

@@ -11,6 +11,7 @@ pub mod file;
 pub mod load;
 pub mod pattern;
 pub mod store;
+pub mod subjects;
 pub mod tools;
 
 pub use compiled::{Policy, ReadAction, RoleSet};

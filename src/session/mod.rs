@@ -10,5 +10,8 @@ pub mod settings;
 mod state;
 pub mod tracking;
 
+mod durable;
+mod subjects;
+
 pub use relay::Session;
 pub use state::SessionInfo;

@@ -46,6 +46,9 @@ pub struct Observer {
     ready: Option<Analyses>,
     /// Records that could not be queued without waiting.
     pub outbox: Vec<AuditRecord>,
+    /// Strict durability: tickets of the records of statements whose
+    /// completion is being handed to the relay (`None`: in `outbox`).
+    pub held: Vec<Option<u64>>,
     /// Statements seen, for the disconnect record.
     pub statements: u64,
     /// Rows returned or affected, for the disconnect record.
@@ -81,6 +84,7 @@ impl Observer {
             session,
             ready: None,
             outbox: Vec::new(),
+            held: Vec::new(),
             statements: 0,
             rows: 0,
             catalog_changed: false,
@@ -370,9 +374,18 @@ impl Observer {
         self.release_changes(done);
     }
 
+    /// Queues a record; under strict durability the completion being
+    /// relayed now waits for it.
     fn send(&mut self, rec: AuditRecord) {
-        if let Err(rec) = self.ctx.audit.try_send(rec) {
-            self.outbox.push(rec);
+        match self.ctx.audit.try_send_ticketed(rec) {
+            Ok(Some(ticket)) => self.held.push(Some(ticket)),
+            Ok(None) => {}
+            Err(rec) => {
+                self.outbox.push(rec);
+                if self.ctx.audit.is_strict() {
+                    self.held.push(None);
+                }
+            }
         }
     }
 
@@ -613,6 +626,7 @@ impl Observer {
                 if self.withheld_by_limit() {
                     return true;
                 }
+                super::subjects::on_row(&self.ctx, self.tracker.head(), frame.body());
                 if let Some(plan) = self.row_plan() {
                     let key = self.ctx.mask_key.load();
                     if let Err(e) = crate::mask::rewrite_data_row(frame.body(), &plan, &key, out) {
@@ -866,6 +880,7 @@ impl Observer {
             duration,
         } = f;
         let capture = p.capture.take();
+        let subjects = super::subjects::finish(&self.ctx, &self.session, &mut p);
         self.statements += 1;
         if p.analysis.unanalysed.is_some() {
             self.ctx.metrics.statements_unanalysed.inc();
@@ -880,6 +895,7 @@ impl Observer {
             session: self.session.clone(),
             analysis: p.analysis,
             full_text: p.full_text,
+            subjects,
             rows_returned: None,
             rows_affected: None,
             bytes_returned: p.bytes,
@@ -906,7 +922,8 @@ impl Observer {
         self.rows += r.rows_returned.unwrap_or(0) + r.rows_affected.unwrap_or(0);
         if let Some(c) = capture {
             if matches!(r.outcome, Outcome::Ok) {
-                // Recorded when its transaction ends, with how it ended.
+                // Recorded when its transaction ends, with how it ended
+                // (under strict durability that end waits for the record).
                 self.capture.ledger.hold(r, c);
                 return;
             }

@@ -7,6 +7,7 @@
 //! that handles its direction. Unchanged messages are copied to the other
 //! side's queue as the original bytes; writes are coalesced per turn.
 
+use super::durable::Holds;
 use super::observe::{FrontStep, Observer};
 use super::state::{RequestTracker, SessionInfo};
 use crate::audit::{ConnectionEvent, ConnectionRecord, SessionTotals};
@@ -69,6 +70,8 @@ struct Side {
     needs_flush: bool,
     /// When the oldest unwritten bytes in `wbuf` were read from the other side.
     queued_since: Option<Instant>,
+    /// Bytes written from `wbuf` so far: the offset of its first byte.
+    advanced: u64,
 }
 
 impl Side {
@@ -79,27 +82,46 @@ impl Side {
             wbuf: BytesMut::new(),
             needs_flush: false,
             queued_since: None,
+            advanced: 0,
         }
     }
 
-    /// Writes as much of the queue as the socket takes. `Ok(true)` means
+    /// Writes as much of the first `limit` bytes of the queue as the socket
+    /// takes (the rest waits for a durable audit record). `Ok(true)` means
     /// progress; returns the time the drained bytes spent queued.
     fn poll_write_queue(
         &mut self,
         cx: &mut TaskContext<'_>,
         held: &mut Duration,
+        limit: usize,
     ) -> Result<bool, io::Error> {
         let mut progressed = false;
-        while !self.wbuf.is_empty() {
-            match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf) {
+        let mut allowed = limit;
+        loop {
+            let end = self.wbuf.len().min(allowed);
+            if end == 0 {
+                break;
+            }
+            match Pin::new(&mut self.stream).poll_write(cx, &self.wbuf[..end]) {
                 Poll::Ready(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
                 Poll::Ready(Ok(n)) => {
                     self.wbuf.advance(n);
+                    self.advanced += n as u64;
+                    allowed = allowed.saturating_sub(n);
                     self.needs_flush = true;
                     progressed = true;
                 }
                 Poll::Ready(Err(e)) => return Err(e),
                 Poll::Pending => break,
+            }
+        }
+        if self.needs_flush && !self.wbuf.is_empty() && allowed == 0 {
+            // The rest is held for its audit record: what went out before
+            // it must not sit in a buffer meanwhile.
+            match Pin::new(&mut self.stream).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.needs_flush = false,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => {}
             }
         }
         if self.wbuf.is_empty() {
@@ -176,6 +198,8 @@ pub struct Session {
     total_in: u64,
     /// Bytes to the client, for the disconnect record.
     total_out: u64,
+    /// Strict durability: client output waiting for audit records.
+    holds: Holds,
 }
 
 impl Session {
@@ -188,6 +212,7 @@ impl Session {
         observer: Option<Observer>,
     ) -> Self {
         let max_message = ctx.config.load().proxy.max_message_size;
+        let ctx_durable = observer.as_ref().and_then(|_| ctx.audit.durable_watch());
         Self {
             ctx,
             info,
@@ -207,6 +232,7 @@ impl Session {
             reprocess_client: false,
             total_in: 0,
             total_out: 0,
+            holds: Holds::new(ctx_durable),
         }
     }
 
@@ -249,11 +275,7 @@ impl Session {
                     continue;
                 }
                 Stop::AuditBacklog => {
-                    if let Some(obs) = self.observer.as_mut() {
-                        for rec in std::mem::take(&mut obs.outbox) {
-                            self.ctx.audit.send(rec).await;
-                        }
-                    }
+                    self.send_outbox().await;
                     continue;
                 }
                 Stop::Terminated => {
@@ -366,11 +388,12 @@ impl Session {
             }
         }
         loop {
-            let mut progress = match self.server.poll_write_queue(cx, &mut self.held) {
+            let mut progress = match self.server.poll_write_queue(cx, &mut self.held, usize::MAX) {
                 Ok(p) => p,
                 Err(e) => return Poll::Ready(Stop::ServerGone(Some(e))),
             };
-            progress |= match self.client.poll_write_queue(cx, &mut self.held) {
+            let writable = self.holds.writable(self.client.advanced, cx);
+            progress |= match self.client.poll_write_queue(cx, &mut self.held, writable) {
                 Ok(p) => p,
                 Err(e) => return Poll::Ready(Stop::ClientGone(Some(e))),
             };
@@ -486,7 +509,12 @@ impl Session {
             self.stats.bytes_out += frame.raw().len() as u64;
             let mut replaced = false;
             if let Some(obs) = self.observer.as_mut() {
+                let at = self.client.advanced + self.client.wbuf.len() as u64;
                 replaced = obs.on_backend(frame, &mut self.client.wbuf);
+                for ticket in obs.held.drain(..) {
+                    // The completion starts here: it waits for the record.
+                    self.holds.push(at, ticket);
+                }
             }
             match frame.tag() {
                 be::READY_FOR_QUERY => {
@@ -658,6 +686,7 @@ impl Session {
             .with_detail("PostgreSQL closed the connection unexpectedly; it may have restarted.")
             .put(&mut self.client.wbuf);
         }
+        self.settle_holds().await;
         let _ = tokio::time::timeout(CLOSE_FLUSH, self.client.write_out()).await;
         let _ = tokio::time::timeout(CLOSE_FLUSH, self.client.stream.shutdown()).await;
     }
@@ -681,9 +710,35 @@ impl Session {
         End::Protocol
     }
 
+    /// Queues the records that waited for room, filling their holds' tickets.
+    async fn send_outbox(&mut self) {
+        if let Some(obs) = self.observer.as_mut() {
+            for rec in std::mem::take(&mut obs.outbox) {
+                if let Some(ticket) = self.ctx.audit.send_ticketed(rec).await {
+                    self.holds.fill(ticket);
+                }
+            }
+        }
+    }
+
+    /// Before the client's queue is written whole (the session ends): waits
+    /// for held records, and drops what is still held after that, so no
+    /// completion reaches the client without its record on disk.
+    async fn settle_holds(&mut self) {
+        if !self.holds.active() {
+            return;
+        }
+        self.send_outbox().await;
+        if let Some(at) = self.holds.settle(CLOSE_FLUSH).await {
+            let keep = usize::try_from(at.saturating_sub(self.client.advanced)).unwrap_or(0);
+            self.client.wbuf.truncate(keep);
+        }
+    }
+
     /// Delivers what is queued on both sides and closes them.
     async fn finish(&mut self) {
         let _ = tokio::time::timeout(CLOSE_FLUSH, self.server.write_out()).await;
+        self.settle_holds().await;
         let _ = tokio::time::timeout(CLOSE_FLUSH, self.client.write_out()).await;
         let _ = tokio::time::timeout(CLOSE_FLUSH, self.server.stream.shutdown()).await;
         let _ = tokio::time::timeout(CLOSE_FLUSH, self.client.stream.shutdown()).await;

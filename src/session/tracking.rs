@@ -38,6 +38,8 @@ pub struct Pending {
     pub blocked: Option<(crate::protocol::backend::error_response::PgError, Arc<str>)>,
     /// A monitor-mode limit alert was raised for it.
     pub limit_alerted: bool,
+    /// Who saw whom: the subjects its rows are about (`[subjects]`).
+    pub subjects: super::subjects::SubjectState,
     /// The cursor or portal it fetches from (`cursor:c`, `portal:p`): rows
     /// of every fetch from it add up as one statement's.
     pub origin: Option<String>,
@@ -116,6 +118,7 @@ impl Tracker {
             described: Vec::new(),
             blocked: None,
             limit_alerted: false,
+            subjects: Default::default(),
             origin: None,
             carry: 0,
             capture: None,
@@ -350,6 +353,7 @@ impl Tracker {
                     described: Vec::new(),
                     blocked: None,
                     limit_alerted: false,
+                    subjects: Default::default(),
                     origin: None,
                     carry: 0,
                     capture: None,
