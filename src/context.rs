@@ -70,6 +70,8 @@ pub struct Context {
     pub budgets: Budgets,
     /// Where alerts go (webhooks; every alert is also an audit record).
     pub alerts: AlertSink,
+    /// Where sessions hand statements and logins to the baseline learner.
+    pub baseline: crate::baseline::BaselineHandle,
 }
 
 impl Context {
@@ -80,6 +82,7 @@ impl Context {
         audit: AuditHandle,
         budgets: Budgets,
         alerts: AlertSink,
+        baseline: crate::baseline::BaselineHandle,
     ) -> Result<Arc<Self>, TlsError> {
         let tls = TlsMaterial::from_config(&config)?;
         let catalogs = Catalogs::new(&config);
@@ -99,7 +102,18 @@ impl Context {
             mask_key: ArcSwap::from_pointee(key),
             budgets,
             alerts,
+            baseline,
         }))
+    }
+
+    /// Now, for time conditions and baselines: `policy.fixed_time` when
+    /// set (tests), else the clock.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.config
+            .load()
+            .policy
+            .fixed_time
+            .unwrap_or_else(std::time::SystemTime::now)
     }
 
     /// Swaps in a new configuration; on error the old one stays in force.

@@ -227,6 +227,8 @@ struct StatementExtra<'a> {
     full_text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<&'a PolicyRecord>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    flags: &'a [&'static str],
 }
 
 /// Qualified columns read (output ∪ filter) or written, as flat strings:
@@ -428,6 +430,7 @@ impl<'a> StatementDoc<'a> {
                 unanalysed: a.unanalysed.as_deref(),
                 full_text: r.full_text.as_deref(),
                 policy: r.policy.as_ref(),
+                flags: &r.flags,
             },
         }
     }

@@ -139,6 +139,8 @@ pub struct StatementRecord {
     pub outcome: Outcome,
     /// The policy decision, when a policy applied.
     pub policy: Option<PolicyRecord>,
+    /// Extraction flags raised before it ran (`unfiltered_read`, ...).
+    pub flags: Vec<&'static str>,
 }
 
 impl StatementRecord {
@@ -155,6 +157,7 @@ impl StatementRecord {
             duration: Duration::ZERO,
             outcome: Outcome::Ok,
             policy: None,
+            flags: Vec::new(),
         }
     }
 

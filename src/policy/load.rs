@@ -141,6 +141,11 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
                 })?);
             }
         }
+        if let Some(b) = &p.file.baseline {
+            once(p, "baseline")?;
+            check_baseline(p, b)?;
+            policy.baseline = b.clone();
+        }
         if let Some(f) = &p.file.functions {
             once(p, "functions")?;
             for (i, name) in f.allow.iter().enumerate() {
@@ -310,6 +315,36 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
         tracing::info!("more than 64 rules: conditions past the 64th are evaluated per statement");
     }
     Ok(policy)
+}
+
+/// `[baseline]` values that cannot work.
+fn check_baseline(p: &Parsed, b: &super::file::BaselineSpec) -> Result<(), PolicyError> {
+    if !(b.alert_score > 0.0 && b.alert_score <= 1.0) {
+        return Err(invalid(
+            p,
+            "baseline.alert_score",
+            format!("{} is not in (0, 1]", b.alert_score),
+        ));
+    }
+    if b.min_statements == 0 {
+        return Err(invalid(p, "baseline.min_statements", "must be at least 1"));
+    }
+    let w = &b.weights;
+    for (name, v) in [
+        ("table", w.table),
+        ("column", w.column),
+        ("volume", w.volume),
+        ("hour", w.hour),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(invalid(
+                p,
+                &format!("baseline.weights.{name}"),
+                format!("{v} is not in [0, 1]"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Parses an `on` list: `*`, `schema.table[.column]` patterns, or

@@ -43,6 +43,8 @@ pub struct Pending {
     pub origin: Option<String>,
     /// Rows earlier fetches from the same origin returned.
     pub carry: u64,
+    /// Extraction flags raised before it ran.
+    pub flags: Vec<&'static str>,
 }
 
 /// A statement whose answer is complete.
@@ -116,6 +118,7 @@ impl Tracker {
             limit_alerted: false,
             origin: None,
             carry: 0,
+            flags: Vec::new(),
         });
     }
 
@@ -189,6 +192,13 @@ impl Tracker {
                     merged.unanalysed.clone_from(&t.unanalysed);
                 }
                 merged.kind = t.inner_kind.unwrap_or(t.kind);
+                if merged.command == "EXECUTE" {
+                    // What the prepared statement reads, and how much.
+                    merged.shape = crate::analyse::Shape {
+                        fetch: None,
+                        ..t.shape.clone()
+                    };
+                }
                 // MOVE positions the cursor without returning rows.
                 if merged.command != "MOVE" {
                     merged.results.clone_from(&t.results);
@@ -389,6 +399,7 @@ mod tests {
             refers_to: refers_to.map(str::to_owned),
             inner_kind: Some(StatementKind::Select),
             results,
+            shape: Default::default(),
         })
     }
 
