@@ -180,11 +180,13 @@ async fn a_learnt_baseline_survives_a_restart_and_flags_another_pattern() {
     assert_eq!(user["addresses"]["127.0.0.2"], 1, "{user}");
 }
 
-/// The statement record whose full text is `text`.
+/// The statement record whose full text (or, for extended-protocol
+/// statements, normalized text) is `text`.
 fn statement<'a>(records: &'a [Value], text: &str) -> &'a Value {
     records
         .iter()
         .find(|r| r["pgwarden"]["full_text"] == text)
+        .or_else(|| records.iter().find(|r| r["db"]["query"]["text"] == text))
         .unwrap_or_else(|| panic!("no record of {text}"))
 }
 

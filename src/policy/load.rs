@@ -416,3 +416,37 @@ pub fn permit_name(p: Permit) -> &'static str {
         Permit::Deny => "deny",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baseline_and_extraction_settings_load_and_are_validated() {
+        let p = load_str(
+            "[security]\nlarge_fetch = 500\n\n[baseline]\nlearning_period = \"7d\"\nmin_statements = 50\nweights = { hour = 0.5 }\n",
+            "p.toml",
+            1,
+        )
+        .unwrap();
+        assert_eq!(p.security.large_fetch, Some(500));
+        assert!(p.security.extraction_flags);
+        assert_eq!(p.baseline.learning_period.0.as_secs(), 7 * 86_400);
+        assert_eq!(p.baseline.min_statements, 50);
+        assert_eq!(p.baseline.weights.hour, 0.5);
+        assert_eq!(p.baseline.weights.table, 1.0);
+        assert_eq!(p.baseline.alert_score, 0.8);
+        let e = load_str("[baseline]\n\nalert_score = 1.5\n", "p.toml", 1)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "p.toml:3: baseline.alert_score: 1.5 is not in (0, 1]");
+        let e = load_str("[baseline]\nweights = { table = 2.0 }\n", "p.toml", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml:2: baseline.weights.table: 2"), "{e}");
+        let e = load_str("[baseline]\nlearning = \"1d\"\n", "p.toml", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("baseline"), "{e}");
+    }
+}

@@ -341,6 +341,7 @@ impl Tracker {
                     limit_alerted: false,
                     origin: None,
                     carry: 0,
+                    flags: Vec::new(),
                 },
             });
         }
