@@ -150,7 +150,10 @@ async fn a_learnt_baseline_survives_a_restart_and_flags_another_pattern() {
     assert_eq!(t["severity"], "warning");
     assert_eq!(t["user"], "hr_analyst");
     assert_eq!(t["evidence"]["seen"], "hr.salaries");
-    assert_eq!(t["evidence"]["usual_tables"], serde_json::json!(["hr.departments"]));
+    assert_eq!(
+        t["evidence"]["usual_tables"],
+        serde_json::json!(["hr.departments"])
+    );
     assert_eq!(t["evidence"]["score"], 1.0);
 
     let hour = rule(&deviations, "baseline.hour");
@@ -171,7 +174,10 @@ async fn a_learnt_baseline_survives_a_restart_and_flags_another_pattern() {
     let n = &new[0]["pgwarden"]["alert"];
     assert_eq!(n["rule"], "baseline.new_address");
     assert_eq!(n["evidence"]["seen"], "127.0.0.2");
-    assert_eq!(n["evidence"]["usual_addresses"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(
+        n["evidence"]["usual_addresses"],
+        serde_json::json!(["127.0.0.1"])
+    );
 
     let after = saved(&state);
     let user = &after["users"]["hr_analyst"];
@@ -266,7 +272,10 @@ async fn extraction_is_flagged_before_statements_run() {
     assert_eq!(limit["rule"], "security.extraction");
     assert_eq!(limit["action"], "alerted");
     assert_eq!(limit["evidence"]["limit"], 1_000_000);
-    assert_eq!(limit["evidence"]["tables"], serde_json::json!(["hr.employees"]));
+    assert_eq!(
+        limit["evidence"]["tables"],
+        serde_json::json!(["hr.employees"])
+    );
     assert_eq!(by_flag("large_fetch")["evidence"]["fetch"], 100_000);
     assert_eq!(
         by_flag("unfiltered_read")["evidence"]["tables"],

@@ -47,12 +47,14 @@ pub fn shape(
         NodeEnum::SelectStmt(s) => select(w, s, results, input, &mut out),
         NodeEnum::CopyStmt(c) if !c.is_from => {
             out.copy_to = true;
-            if let Some(NodeEnum::SelectStmt(s)) = c.query.as_deref().and_then(|q| q.node.as_ref()) {
+            if let Some(NodeEnum::SelectStmt(s)) = c.query.as_deref().and_then(|q| q.node.as_ref())
+            {
                 select(w, s, results, input, &mut out);
             }
         }
         NodeEnum::DeclareCursorStmt(d) => {
-            if let Some(NodeEnum::SelectStmt(s)) = d.query.as_deref().and_then(|q| q.node.as_ref()) {
+            if let Some(NodeEnum::SelectStmt(s)) = d.query.as_deref().and_then(|q| q.node.as_ref())
+            {
                 select(w, s, results, input, &mut out);
             }
         }
@@ -72,13 +74,14 @@ fn select(
     if s.into_clause.is_some() {
         return;
     }
-    out.limit = s
-        .limit_count
-        .as_deref()
-        .and_then(|n| limit_count(n, input));
+    out.limit = s.limit_count.as_deref().and_then(|n| limit_count(n, input));
     let unlimited = out.limit.is_none();
-    let plain = pb::SetOperation::try_from(s.op)
-        .is_ok_and(|op| matches!(op, pb::SetOperation::SetopNone | pb::SetOperation::Undefined));
+    let plain = pb::SetOperation::try_from(s.op).is_ok_and(|op| {
+        matches!(
+            op,
+            pb::SetOperation::SetopNone | pb::SetOperation::Undefined
+        )
+    });
     // Aggregates and grouping return summaries, not the rows themselves;
     // only result columns that are a table's own values count below.
     if !plain

@@ -1158,9 +1158,14 @@ fn shape_of(sql: &str) -> (Vec<String>, Option<u64>, Option<u64>, bool) {
 #[test]
 fn shapes_come_from_the_parse_tree() {
     let emp = || vec!["hr.employees".to_owned()];
-    assert_eq!(shape_of("SELECT * FROM hr.employees"), (emp(), None, None, false));
     assert_eq!(
-        shape_of("SELECT e.ssn, d.name FROM employees e JOIN departments d ON d.id = e.department_id"),
+        shape_of("SELECT * FROM hr.employees"),
+        (emp(), None, None, false)
+    );
+    assert_eq!(
+        shape_of(
+            "SELECT e.ssn, d.name FROM employees e JOIN departments d ON d.id = e.department_id"
+        ),
         (
             vec!["hr.departments".to_owned(), "hr.employees".to_owned()],
             None,
@@ -1193,7 +1198,10 @@ fn shapes_come_from_the_parse_tree() {
         shape_of("SELECT id FROM hr.employees FETCH FIRST 50000 ROWS ONLY").1,
         Some(50_000)
     );
-    assert_eq!(shape_of("SELECT id FROM hr.employees LIMIT ALL"), (vec!["hr.employees".to_owned()], None, None, false));
+    assert_eq!(
+        shape_of("SELECT id FROM hr.employees LIMIT ALL"),
+        (vec!["hr.employees".to_owned()], None, None, false)
+    );
     assert_eq!(shape_of("FETCH 100000 FROM c").2, Some(100_000));
     assert_eq!(shape_of("FETCH ALL FROM c").2, Some(u64::MAX));
     assert_eq!(shape_of("FETCH NEXT FROM c").2, Some(1));
@@ -1221,6 +1229,9 @@ fn literal_counts_are_located_for_texts_sharing_an_analysis() {
         .with_counts_from("SELECT id FROM hr.employees WHERE id > 0 LIMIT 99999", true)
         .expect("another count");
     assert_eq!(other.limit.map(|c| c.value), Some(99_999));
-    let f = analyse_one("FETCH FORWARD 7 IN c", &view()).shape.fetch.expect("fetch");
+    let f = analyse_one("FETCH FORWARD 7 IN c", &view())
+        .shape
+        .fetch
+        .expect("fetch");
     assert_eq!((f.value, f.literal), (7, Some(0)));
 }

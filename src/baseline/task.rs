@@ -262,7 +262,8 @@ impl Engine {
             "score": d.score,
             "deviation": d.kind,
         });
-        if let (Some(map), serde_json::Value::Object(extra)) = (evidence.as_object_mut(), d.evidence)
+        if let (Some(map), serde_json::Value::Object(extra)) =
+            (evidence.as_object_mut(), d.evidence)
         {
             map.extend(extra);
             if let Some(s) = statement {

@@ -678,12 +678,14 @@ impl Observer {
             r.rows_returned = counted_rows;
         }
         if self.ctx.baseline.is_enabled() && r.outcome == Outcome::Ok {
-            self.ctx.baseline.observe(crate::baseline::Observation::Statement {
-                session: self.session.clone(),
-                analysis: r.analysis.clone(),
-                rows: r.rows_returned.unwrap_or(0),
-                at: self.ctx.now(),
-            });
+            self.ctx
+                .baseline
+                .observe(crate::baseline::Observation::Statement {
+                    session: self.session.clone(),
+                    analysis: r.analysis.clone(),
+                    rows: r.rows_returned.unwrap_or(0),
+                    at: self.ctx.now(),
+                });
         }
         self.rows += r.rows_returned.unwrap_or(0) + r.rows_affected.unwrap_or(0);
         if let Err(rec) = self.ctx.audit.try_send(AuditRecord::Statement(r)) {
