@@ -13,6 +13,7 @@ use super::record::{
     StatementRecord,
 };
 use crate::analyse::{OpaqueCall, RelationAccess, RelationName, StatementKind};
+use crate::detect::extraction::FlagSet;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -227,8 +228,8 @@ struct StatementExtra<'a> {
     full_text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     policy: Option<&'a PolicyRecord>,
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    flags: &'a [&'static str],
+    #[serde(skip_serializing_if = "FlagSet::is_empty")]
+    flags: FlagSet,
 }
 
 /// Qualified columns read (output ∪ filter) or written, as flat strings:
@@ -430,7 +431,7 @@ impl<'a> StatementDoc<'a> {
                 unanalysed: a.unanalysed.as_deref(),
                 full_text: r.full_text.as_deref(),
                 policy: r.policy.as_ref(),
-                flags: &r.flags,
+                flags: r.flags,
             },
         }
     }

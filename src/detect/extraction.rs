@@ -12,11 +12,58 @@ use serde::Serialize;
 /// A row count pgwarden shows as `ALL` (`FETCH ALL`).
 const ALL: u64 = u64::MAX;
 
+/// A set of extraction flags (one byte: it rides in every audit record),
+/// serialized as the list of their names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlagSet(u8);
+
+impl FlagSet {
+    /// A read of a protected table with no WHERE, LIMIT, GROUP BY or HAVING.
+    pub const UNFILTERED_READ: FlagSet = FlagSet(1);
+    /// COPY ... TO of a protected table or a query over one.
+    pub const COPY_TO: FlagSet = FlagSet(2);
+    /// A LIMIT of at least `large_fetch`.
+    pub const LARGE_LIMIT: FlagSet = FlagSet(4);
+    /// A FETCH of at least `large_fetch` rows, or FETCH ALL.
+    pub const LARGE_FETCH: FlagSet = FlagSet(8);
+
+    const NAMES: [(FlagSet, &'static str); 4] = [
+        (Self::UNFILTERED_READ, "unfiltered_read"),
+        (Self::COPY_TO, "copy_to"),
+        (Self::LARGE_LIMIT, "large_limit"),
+        (Self::LARGE_FETCH, "large_fetch"),
+    ];
+
+    /// Whether no flag is set.
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    /// Adds `f`.
+    pub fn insert(&mut self, f: FlagSet) {
+        self.0 |= f.0;
+    }
+
+    /// The names of the flags set, in a fixed order.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(move |(f, _)| self.0 & f.0 != 0)
+            .map(|(_, n)| n)
+    }
+}
+
+impl Serialize for FlagSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.names())
+    }
+}
+
 /// What a statement was flagged for, with the evidence.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ExtractionFlags {
     /// `unfiltered_read`, `copy_to`, `large_limit`, `large_fetch`.
-    pub flags: Vec<&'static str>,
+    pub flags: FlagSet,
     /// The protected tables concerned, as `schema.table`.
     pub tables: Vec<String>,
     /// The LIMIT count, when flagged.
@@ -62,7 +109,7 @@ pub fn flags(policy: &Policy, catalog: &Catalog, a: &Analysis) -> ExtractionFlag
         .map(ToString::to_string)
         .collect();
     if !unfiltered.is_empty() {
-        out.flags.push("unfiltered_read");
+        out.flags.insert(FlagSet::UNFILTERED_READ);
         add_tables(&mut out, unfiltered);
     }
     // Relations whose values the statement reads (a FETCH: its cursor's).
@@ -77,19 +124,19 @@ pub fn flags(policy: &Policy, catalog: &Catalog, a: &Analysis) -> ExtractionFlag
         return out;
     }
     if a.shape.copy_to {
-        out.flags.push("copy_to");
+        out.flags.insert(FlagSet::COPY_TO);
         add_tables(&mut out, read.clone());
     }
     let Some(large) = policy.security.large_fetch else {
         return out;
     };
     if let Some(c) = a.shape.limit.filter(|c| c.value >= large) {
-        out.flags.push("large_limit");
+        out.flags.insert(FlagSet::LARGE_LIMIT);
         out.limit = Some(c.value);
         add_tables(&mut out, read.clone());
     }
     if let Some(c) = a.shape.fetch.filter(|c| c.value >= large) {
-        out.flags.push("large_fetch");
+        out.flags.insert(FlagSet::LARGE_FETCH);
         if c.value == ALL {
             out.fetch_all = true;
         } else {
@@ -98,4 +145,23 @@ pub fn flags(policy: &Policy, catalog: &Catalog, a: &Analysis) -> ExtractionFlag
         add_tables(&mut out, read);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_sets_serialize_as_names_in_a_fixed_order() {
+        let mut f = FlagSet::default();
+        assert!(f.is_empty());
+        f.insert(FlagSet::LARGE_FETCH);
+        f.insert(FlagSet::UNFILTERED_READ);
+        f.insert(FlagSet::LARGE_FETCH);
+        assert_eq!(
+            serde_json::to_value(f).unwrap(),
+            serde_json::json!(["unfiltered_read", "large_fetch"])
+        );
+        assert_eq!(std::mem::size_of::<FlagSet>(), 1);
+    }
 }

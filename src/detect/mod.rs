@@ -195,7 +195,7 @@ pub fn statement_started(
     a: &Analysis,
     env: &Env<'_>,
     privileged_role: Option<&str>,
-) -> Vec<&'static str> {
+) -> extraction::FlagSet {
     let flags = extraction::flags(policy, catalog, a);
     if !flags.is_empty() {
         ctx.raise_alert(alert(

@@ -13,6 +13,7 @@ use crate::audit::{AuditRecord, SessionContext, StatementRecord};
 use crate::audit::{ErrorInfo, Outcome};
 use crate::catalog::Catalog;
 use crate::context::Context;
+use crate::detect::extraction::FlagSet;
 use crate::mask::CellMask;
 use crate::policy::{Env, Policy};
 use crate::protocol::backend::error_response::PgError;
@@ -178,9 +179,9 @@ impl Observer {
     /// A statement is sent to run: security events (privilege changes,
     /// off-hours reads of classified data, extraction flags); the flags
     /// go into its audit record.
-    fn started(&self, a: &Analysis, verdict: Option<&Verdict>) -> Vec<&'static str> {
+    fn started(&self, a: &Analysis, verdict: Option<&Verdict>) -> FlagSet {
         let Some(policy) = self.ctx.policy.current() else {
-            return Vec::new();
+            return FlagSet::default();
         };
         let env = self.env();
         crate::detect::statement_started(
@@ -195,7 +196,7 @@ impl Observer {
     }
 
     /// Sets the extraction flags of the statement just started.
-    fn set_flags(&mut self, flags: Vec<&'static str>) {
+    fn set_flags(&mut self, flags: FlagSet) {
         if flags.is_empty() {
             return;
         }

@@ -44,7 +44,7 @@ pub struct Pending {
     /// Rows earlier fetches from the same origin returned.
     pub carry: u64,
     /// Extraction flags raised before it ran.
-    pub flags: Vec<&'static str>,
+    pub flags: crate::detect::extraction::FlagSet,
 }
 
 /// A statement whose answer is complete.
@@ -118,7 +118,7 @@ impl Tracker {
             limit_alerted: false,
             origin: None,
             carry: 0,
-            flags: Vec::new(),
+            flags: Default::default(),
         });
     }
 
@@ -341,7 +341,7 @@ impl Tracker {
                     limit_alerted: false,
                     origin: None,
                     carry: 0,
-                    flags: Vec::new(),
+                    flags: Default::default(),
                 },
             });
         }
