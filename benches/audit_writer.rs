@@ -67,6 +67,7 @@ fn analysis() -> Arc<Analysis> {
         refers_to: None,
         inner_kind: None,
         results: None,
+        shape: Default::default(),
     })
 }
 

@@ -74,6 +74,8 @@ pub struct Context {
     pub alerts: AlertSink,
     /// Prepared change captures (rewritten texts), shared by sessions.
     pub captures: crate::capture::Preparer,
+    /// Where sessions hand statements and logins to the baseline learner.
+    pub baseline: crate::baseline::BaselineHandle,
 }
 
 impl Context {
@@ -84,6 +86,7 @@ impl Context {
         audit: AuditHandle,
         budgets: Budgets,
         alerts: AlertSink,
+        baseline: crate::baseline::BaselineHandle,
     ) -> Result<Arc<Self>, TlsError> {
         let tls = TlsMaterial::from_config(&config)?;
         let catalogs = Catalogs::new(&config);
@@ -105,7 +108,18 @@ impl Context {
             budgets,
             alerts,
             captures: crate::capture::Preparer::default(),
+            baseline,
         }))
+    }
+
+    /// Now, for time conditions and baselines: `policy.fixed_time` when
+    /// set (tests), else the clock.
+    pub fn now(&self) -> std::time::SystemTime {
+        self.config
+            .load()
+            .policy
+            .fixed_time
+            .unwrap_or_else(std::time::SystemTime::now)
     }
 
     /// Swaps in a new configuration; on error the old one stays in force.

@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod analyse;
 pub mod audit;
+pub mod baseline;
 pub mod budget;
 pub mod cancel;
 pub mod capture;

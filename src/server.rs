@@ -40,6 +40,9 @@ pub enum StartError {
     /// The alert sink could not be set up.
     #[error(transparent)]
     Alert(#[from] crate::alert::AlertError),
+    /// The baseline file could not be read.
+    #[error(transparent)]
+    Baseline(#[from] crate::baseline::BaselineError),
 }
 
 /// A running proxy.
@@ -53,6 +56,7 @@ pub struct Server {
     accept: JoinHandle<()>,
     audit_task: crate::audit::AuditTask,
     alert_task: crate::alert::AlertTask,
+    baseline_task: Option<crate::baseline::BaselineTask>,
 }
 
 impl Server {
@@ -65,7 +69,8 @@ impl Server {
         let policy_path = config.policy.path.clone();
         let budgets = crate::budget::Budgets::from_config(&config.budget)?;
         let (alerts, alert_task) = crate::alert::AlertSink::start(&config.alerts, &metrics)?;
-        let ctx = Context::new(config, metrics, audit, budgets, alerts)?;
+        let (baseline, learner) = crate::baseline::start(&config.baseline, &metrics)?;
+        let ctx = Context::new(config, metrics, audit, budgets, alerts, baseline)?;
         if let Some(path) = &policy_path {
             // At start a bad policy is fatal: never serve unprotected.
             let p = ctx.policy.load(path)?;
@@ -73,6 +78,7 @@ impl Server {
             tracing::info!(path = %path.display(), rules = p.rules.len(), "policy loaded");
         }
         tokio::spawn(watch_policy(ctx.clone()));
+        let baseline_task = learner.map(|l| l.spawn(ctx.clone()));
         let listener = TcpListener::bind(&listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -103,6 +109,7 @@ impl Server {
             accept,
             audit_task,
             alert_task,
+            baseline_task,
         })
     }
 
@@ -115,6 +122,10 @@ impl Server {
     /// every queued audit record.
     pub async fn wait(self) {
         let _ = self.accept.await;
+        // The learner may still raise alerts: before the sinks drain.
+        if let Some(b) = self.baseline_task {
+            b.shutdown().await;
+        }
         self.alert_task.shutdown(Duration::from_secs(5)).await;
         self.audit_task.shutdown().await;
         self.ctx.catalogs.shutdown();

@@ -378,6 +378,18 @@ pub fn scan(sql: &str, scs: bool, keys: HashKeys) -> Result<Scan, LexError> {
     Ok(out)
 }
 
+/// Byte spans of the literal tokens of `sql`, in order (the `$n` of
+/// [`normalize`] counts them the same way).
+pub fn literal_spans(sql: &str, scs: bool) -> Result<Vec<(usize, usize)>, LexError> {
+    let mut spans = Vec::new();
+    tokens(sql, scs, |kind, a, b| {
+        if kind == Kind::Literal {
+            spans.push((a, b));
+        }
+    })?;
+    Ok(spans)
+}
+
 /// `sql` with every literal replaced by `$n`, numbered after the highest
 /// parameter already present (as pg_stat_statements does).
 pub fn normalize(sql: &str, scs: bool) -> Result<String, LexError> {

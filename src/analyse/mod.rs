@@ -14,6 +14,7 @@ pub mod model;
 pub mod parse;
 mod results;
 mod scope;
+mod shape;
 mod statement;
 mod walker;
 
@@ -21,7 +22,7 @@ pub use walker::is_system_schema;
 
 pub use model::{
     Analysis, ColumnSource, CreatedRelation, OpaqueCall, RelationAccess, RelationName,
-    ResultColumn, SessionEffect, StatementKind,
+    ResultColumn, SessionEffect, Shape, ShapeCount, StatementKind,
 };
 
 use crate::catalog::Catalog;
@@ -211,6 +212,7 @@ fn unanalysed(sql: &str, view: &SessionView, why: String) -> Analysis {
         refers_to: None,
         inner_kind: None,
         results: None,
+        shape: Shape::default(),
     }
 }
 
@@ -269,6 +271,22 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
             .results
             .as_deref()
             .map(|cols| results::result_columns(cols, &w.accesses));
+        let span = (
+            usize::try_from(raw.stmt_location).unwrap_or(0),
+            if raw.stmt_len <= 0 {
+                sql.len()
+            } else {
+                usize::try_from(raw.stmt_location)
+                    .unwrap_or(0)
+                    .saturating_add(raw.stmt_len as usize)
+            },
+        );
+        let shape = shape::shape(
+            &w,
+            node,
+            results.as_deref(),
+            &shape::ShapeInput { sql, span, scs },
+        );
         out.push(Arc::new(Analysis {
             kind: facts.kind.unwrap_or(StatementKind::Other),
             command: facts.command,
@@ -281,6 +299,7 @@ pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc
             refers_to: facts.refers_to,
             inner_kind: facts.inner_kind,
             results,
+            shape,
         }));
     }
     out

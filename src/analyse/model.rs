@@ -158,6 +158,32 @@ pub enum SessionEffect {
     Savepoint(String),
 }
 
+/// A LIMIT or FETCH count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ShapeCount {
+    /// The count (`u64::MAX` for `FETCH ALL`).
+    pub value: u64,
+    /// Which literal token of the text holds it (0-based), when written as
+    /// a literal: texts sharing a cached analysis differ there.
+    #[serde(skip)]
+    pub literal: Option<u32>,
+}
+
+/// What a statement looks like to an extraction check, from its parse
+/// tree: see `analyse::shape`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Shape {
+    /// Tables whose rows a top-level SELECT (or COPY query, or cursor)
+    /// returns with no WHERE, LIMIT, GROUP BY or HAVING.
+    pub unfiltered_reads: Vec<RelationName>,
+    /// The top-level LIMIT / FETCH FIRST count, when a constant.
+    pub limit: Option<ShapeCount>,
+    /// The row count a FETCH asks for.
+    pub fetch: Option<ShapeCount>,
+    /// A COPY ... TO (a table or a query's rows leave the database).
+    pub copy_to: bool,
+}
+
 /// The analysis of one statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Analysis {
@@ -186,6 +212,8 @@ pub struct Analysis {
     /// order (PREPARE / DECLARE: what EXECUTE / FETCH will return); `None`
     /// when the statement returns no rows from base tables.
     pub results: Option<Vec<ResultColumn>>,
+    /// Structural facts for extraction checks.
+    pub shape: Shape,
 }
 
 impl Analysis {

@@ -1145,3 +1145,95 @@ fn results_only_for_rows_sent_to_the_client() {
     check_results("PREPARE q AS INSERT INTO notes VALUES (1, 'x')", None);
     check_results("EXECUTE p(1)", None);
 }
+
+/// The unfiltered reads, LIMIT, FETCH and COPY TO of a statement's shape.
+fn shape_of(sql: &str) -> (Vec<String>, Option<u64>, Option<u64>, bool) {
+    let s = analyse_one(sql, &view()).shape.clone();
+    (
+        s.unfiltered_reads.iter().map(ToString::to_string).collect(),
+        s.limit.map(|c| c.value),
+        s.fetch.map(|c| c.value),
+        s.copy_to,
+    )
+}
+
+#[test]
+fn shapes_come_from_the_parse_tree() {
+    let emp = || vec!["hr.employees".to_owned()];
+    assert_eq!(
+        shape_of("SELECT * FROM hr.employees"),
+        (emp(), None, None, false)
+    );
+    assert_eq!(
+        shape_of(
+            "SELECT e.ssn, d.name FROM employees e JOIN departments d ON d.id = e.department_id"
+        ),
+        (
+            vec!["hr.departments".to_owned(), "hr.employees".to_owned()],
+            None,
+            None,
+            false
+        )
+    );
+    // Views count as their base tables.
+    assert_eq!(
+        shape_of("SELECT * FROM hr.employee_directory").0,
+        ["hr.departments", "hr.employees"]
+    );
+    // Filters, limits, aggregates, subqueries and CTEs are not unfiltered reads.
+    for sql in [
+        "SELECT * FROM hr.employees WHERE id = 1",
+        "SELECT count(*) FROM hr.employees",
+        "SELECT department_id, count(*) FROM hr.employees GROUP BY 1",
+        "SELECT * FROM (SELECT * FROM hr.employees WHERE id = 1) s",
+        "WITH x AS (SELECT * FROM hr.employees WHERE id < 5) SELECT * FROM x",
+        "SELECT 'hr.employees'",
+        "SELECT * FROM hr.employees LIMIT 5",
+    ] {
+        assert!(shape_of(sql).0.is_empty(), "{sql}");
+    }
+    assert_eq!(
+        shape_of("SELECT id FROM hr.employees LIMIT 1000000").1,
+        Some(1_000_000)
+    );
+    assert_eq!(
+        shape_of("SELECT id FROM hr.employees FETCH FIRST 50000 ROWS ONLY").1,
+        Some(50_000)
+    );
+    assert_eq!(
+        shape_of("SELECT id FROM hr.employees LIMIT ALL"),
+        (vec!["hr.employees".to_owned()], None, None, false)
+    );
+    assert_eq!(shape_of("FETCH 100000 FROM c").2, Some(100_000));
+    assert_eq!(shape_of("FETCH ALL FROM c").2, Some(u64::MAX));
+    assert_eq!(shape_of("FETCH NEXT FROM c").2, Some(1));
+    assert_eq!(shape_of("FETCH ABSOLUTE 5000000 FROM c").2, None);
+    assert_eq!(shape_of("MOVE 100000 FROM c").2, None);
+    assert!(shape_of("COPY hr.employees TO STDOUT").3);
+    assert!(!shape_of("COPY hr.employees FROM STDIN").3);
+    assert_eq!(
+        shape_of("COPY (SELECT * FROM hr.employees) TO STDOUT"),
+        (emp(), None, None, true)
+    );
+    assert_eq!(
+        shape_of("DECLARE c CURSOR FOR SELECT * FROM hr.employees").0,
+        emp()
+    );
+}
+
+#[test]
+fn literal_counts_are_located_for_texts_sharing_an_analysis() {
+    let a = analyse_one("SELECT id FROM hr.employees WHERE id > 3 LIMIT 10", &view());
+    let limit = a.shape.limit.expect("limit");
+    assert_eq!((limit.value, limit.literal), (10, Some(1)));
+    let other = a
+        .shape
+        .with_counts_from("SELECT id FROM hr.employees WHERE id > 0 LIMIT 99999", true)
+        .expect("another count");
+    assert_eq!(other.limit.map(|c| c.value), Some(99_999));
+    let f = analyse_one("FETCH FORWARD 7 IN c", &view())
+        .shape
+        .fetch
+        .expect("fetch");
+    assert_eq!((f.value, f.literal), (7, Some(0)));
+}

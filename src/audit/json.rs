@@ -14,6 +14,7 @@ use super::record::{
 };
 use super::subject_record::Subjects;
 use crate::analyse::{OpaqueCall, RelationAccess, RelationName, StatementKind};
+use crate::detect::extraction::FlagSet;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -232,6 +233,8 @@ struct StatementExtra<'a> {
     policy: Option<&'a PolicyRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     changes: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "FlagSet::is_empty")]
+    flags: FlagSet,
 }
 
 /// Qualified columns read (output ∪ filter) or written, as flat strings:
@@ -435,6 +438,7 @@ impl<'a> StatementDoc<'a> {
                 subjects: Subjects(&r.subjects),
                 policy: r.policy.as_ref(),
                 changes: r.changes.as_ref(),
+                flags: r.flags,
             },
         }
     }

@@ -143,6 +143,8 @@ pub struct StatementRecord {
     pub policy: Option<PolicyRecord>,
     /// Captured changes (old and new values), when the policy captures them.
     pub changes: Option<serde_json::Value>,
+    /// Extraction flags raised before it ran (`unfiltered_read`, ...).
+    pub flags: crate::detect::extraction::FlagSet,
 }
 
 impl StatementRecord {
@@ -161,6 +163,7 @@ impl StatementRecord {
             outcome: Outcome::Ok,
             policy: None,
             changes: None,
+            flags: Default::default(),
         }
     }
 
@@ -234,6 +237,9 @@ impl ConnectionRecord {
 }
 
 /// Anything the audit writer accepts: one line of the audit log.
+// Statements are nearly every record: boxing them to shrink the enum would
+// add an allocation per statement on the session's path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 // Records are moved by value through the queue: boxing the statement
 // variant would cost every statement an allocation.

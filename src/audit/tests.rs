@@ -43,6 +43,7 @@ fn select_analysis() -> Arc<Analysis> {
         refers_to: None,
         inner_kind: None,
         results: None,
+        shape: Default::default(),
     })
 }
 

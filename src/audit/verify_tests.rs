@@ -233,6 +233,7 @@ fn statement(id: u64) -> StatementRecord {
         refers_to: None,
         inner_kind: None,
         results: None,
+        shape: Default::default(),
     };
     let ctx = SessionContext::connecting(id, "127.0.0.1:5000".parse().unwrap(), false);
     StatementRecord::new(Arc::new(ctx), Arc::new(analysis))

@@ -109,6 +109,7 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
     // or policies (a configured policy path counts even while its policy is
     // empty, so a policy added later guards sessions already open).
     let observe = ctx.audit.is_enabled()
+        || ctx.baseline.is_enabled()
         || ctx.policy.current().is_some()
         || ctx.config.load().policy.path.is_some();
     let session_id = ctx.next_session_id.fetch_add(1, Ordering::Relaxed);
@@ -226,6 +227,10 @@ pub async fn serve(ctx: Arc<Context>, tcp: TcpStream, peer: SocketAddr) {
                 ConnectionEvent::LoginSucceeded,
             ))
             .await;
+        ctx.baseline.observe(crate::baseline::Observation::Login {
+            session: s.clone(),
+            at: ctx.now(),
+        });
         let settings = observe::initial_settings(&user, upstream.search_path.as_deref());
         let obs = Observer::new(ctx.clone(), s, settings);
         obs.limiter.prefetch(&ctx).await;

@@ -189,6 +189,7 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     }
     validate_audit(&c.audit)?;
     super::budget::validate(&c.budget)?;
+    super::baseline::validate(&c.baseline)?;
     super::alerts::validate(&c.alerts)
 }
 

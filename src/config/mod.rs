@@ -4,12 +4,14 @@
 
 pub mod alerts;
 mod audit_nats;
+pub mod baseline;
 pub mod budget;
 mod duration;
 pub mod load;
 
 pub use alerts::AlertConfig;
 pub use audit_nats::{AuditFormat, NatsConfig};
+pub use baseline::BaselineConfig;
 pub use budget::{BudgetConfig, BudgetStore};
 pub use duration::HumanDuration;
 pub use load::{load_file, ConfigError};
@@ -41,6 +43,8 @@ pub struct Config {
     pub budget: BudgetConfig,
     /// Alert webhooks.
     pub alerts: AlertConfig,
+    /// Per-user behaviour baselines.
+    pub baseline: BaselineConfig,
 }
 
 /// `[proxy]`: the listening side.

@@ -67,6 +67,12 @@ pub struct Metrics {
     pub alert_webhook_failures: IntCounter,
     /// Alert messages lost: queue full, or given up on a webhook.
     pub alerts_dropped: IntCounter,
+    /// Observations the baseline learner could not take (queue full).
+    pub baseline_dropped: IntCounter,
+    /// Users with a behaviour baseline.
+    pub baseline_users: IntGauge,
+    /// Failed saves of the baseline file (retried on the next period).
+    pub baseline_save_errors: IntCounter,
 }
 
 impl Default for Metrics {
@@ -199,6 +205,21 @@ impl Metrics {
             "Result rows whose cells a policy masked.",
         )
         .expect("static metric");
+        let baseline_dropped = IntCounter::new(
+            "pgwarden_baseline_dropped_total",
+            "Observations the baseline learner could not take because its queue was full.",
+        )
+        .expect("static metric");
+        let baseline_users = IntGauge::new(
+            "pgwarden_baseline_users",
+            "Users with a behaviour baseline.",
+        )
+        .expect("static metric");
+        let baseline_save_errors = IntCounter::new(
+            "pgwarden_baseline_save_errors_total",
+            "Failed saves of the baseline file (retried on the next period).",
+        )
+        .expect("static metric");
         let policy_reloads = IntCounterVec::new(
             Opts::new(
                 "pgwarden_policy_reloads_total",
@@ -231,6 +252,9 @@ impl Metrics {
             Box::new(audit_nats_buffered_bytes.clone()),
             Box::new(audit_nats_publish_errors.clone()),
             Box::new(audit_nats_dropped.clone()),
+            Box::new(baseline_dropped.clone()),
+            Box::new(baseline_users.clone()),
+            Box::new(baseline_save_errors.clone()),
         ] {
             registry.register(c).expect("unique metric names");
         }
@@ -257,6 +281,9 @@ impl Metrics {
             audit_nats_buffered_bytes,
             audit_nats_publish_errors,
             audit_nats_dropped,
+            baseline_dropped,
+            baseline_users,
+            baseline_save_errors,
             statements_analysed: statements.with_label_values(&["analysed"]),
             statements_unanalysed: statements.with_label_values(&["unanalysed"]),
             statements_refused,

@@ -140,6 +140,8 @@ pub struct Policy {
     pub limits: Vec<Arc<Limit>>,
     /// Security events (defaults when the policy has no `[security]`).
     pub security: super::file::SecuritySpec,
+    /// `[baseline]` (defaults when the policy has none).
+    pub baseline: super::file::BaselineSpec,
     /// `security.office_hours`, compiled.
     pub office_hours: Option<Condition>,
     /// Change capture (`[capture]`).
@@ -312,6 +314,33 @@ impl Policy {
                 })
             }))
             .any(|p| p.matches_table(schema, table))
+    }
+
+    /// Whether the policy protects a table: a classification or rule names
+    /// something in it, or a limit covers it (extraction checks).
+    pub fn guards_table(
+        &self,
+        schema: &str,
+        table: &str,
+        catalog: &crate::catalog::Catalog,
+    ) -> bool {
+        self.protects_table(schema, table)
+            || catalog.relation_in(schema, table).is_some_and(|r| {
+                r.columns
+                    .iter()
+                    .any(|c| self.classify(schema, table, &c.name).is_some())
+            })
+            || self.limits.iter().any(|l| {
+                l.targets.iter().any(|t| match t {
+                    Target::All => true,
+                    Target::Name(p) => p.matches_table(schema, table),
+                    Target::Class(c) => catalog.relation_in(schema, table).is_some_and(|r| {
+                        r.columns
+                            .iter()
+                            .any(|col| self.classify(schema, table, &col.name) == Some(*c))
+                    }),
+                })
+            })
     }
 
     /// Bit `i` set = rule `i`'s conditions hold (rules without conditions

@@ -63,6 +63,68 @@ impl Default for CaptureSpec {
     }
 }
 
+    /// Behaviour baselines: how they are learnt and when a deviation alerts.
+    pub baseline: Option<BaselineSpec>,
+}
+
+/// `[baseline]`: per-user behaviour baselines (learnt when the config sets
+/// `[baseline] path`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineSpec {
+    /// How long a user's baseline learns, from their first statement or
+    /// login. Default `14d`.
+    pub learning_period: crate::config::HumanDuration,
+    /// Statements a baseline must have seen before it judges. Default 200.
+    pub min_statements: u64,
+    /// Alert when a deviation's score (0..1, weighted) reaches this. Default 0.8.
+    pub alert_score: f64,
+    /// One alert per user, kind and object within this. Default `1h`.
+    pub cooldown: crate::config::HumanDuration,
+    /// No volume alert below this many rows in an hour. Default 1000.
+    pub volume_min_rows: u64,
+    /// Weight of each kind of deviation (0..1). Default 1 each.
+    pub weights: BaselineWeights,
+}
+
+impl Default for BaselineSpec {
+    fn default() -> Self {
+        Self {
+            learning_period: crate::config::HumanDuration::from_secs(14 * 86_400),
+            min_statements: 200,
+            alert_score: 0.8,
+            cooldown: crate::config::HumanDuration::from_secs(3600),
+            volume_min_rows: 1000,
+            weights: BaselineWeights::default(),
+        }
+    }
+}
+
+/// `[baseline] weights`: how much each kind of deviation counts.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BaselineWeights {
+    /// A table the user never read while learning.
+    pub table: f64,
+    /// A column never read of a table the user did read.
+    pub column: f64,
+    /// Rows in an hour far above the busiest learnt hour.
+    pub volume: f64,
+    /// An hour of day the user was rarely or never active in.
+    pub hour: f64,
+}
+
+impl Default for BaselineWeights {
+    fn default() -> Self {
+        Self {
+            table: 1.0,
+            column: 1.0,
+            volume: 1.0,
+            hour: 1.0,
+        }
+    }
+}
+
 /// `[security]`: events that raise alerts (and optionally refuse logins).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -87,6 +149,12 @@ pub struct SecuritySpec {
     /// GRANT, REVOKE, CREATE/ALTER/DROP ROLE and switches to a privileged
     /// role raise an alert. Default true.
     pub privilege_changes: bool,
+    /// Flag statements that look like extraction before they run (reads of
+    /// protected tables without WHERE or LIMIT, COPY TO, large counts).
+    /// Default true.
+    pub extraction_flags: bool,
+    /// A LIMIT or FETCH count at least this large is flagged. Default 10000.
+    pub large_fetch: Option<u64>,
 }
 
 impl Default for SecuritySpec {
@@ -100,6 +168,8 @@ impl Default for SecuritySpec {
             refusals_window: crate::config::HumanDuration::from_secs(300),
             office_hours: None,
             privilege_changes: true,
+            extraction_flags: true,
+            large_fetch: Some(10_000),
         }
     }
 }

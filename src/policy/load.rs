@@ -141,6 +141,11 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
                 })?);
             }
         }
+        if let Some(b) = &p.file.baseline {
+            once(p, "baseline")?;
+            check_baseline(p, b)?;
+            policy.baseline = b.clone();
+        }
         if let Some(f) = &p.file.functions {
             once(p, "functions")?;
             for (i, name) in f.allow.iter().enumerate() {
@@ -337,6 +342,36 @@ fn compile(parsed: Vec<Parsed>, generation: u64) -> Result<Policy, PolicyError> 
     Ok(policy)
 }
 
+/// `[baseline]` values that cannot work.
+fn check_baseline(p: &Parsed, b: &super::file::BaselineSpec) -> Result<(), PolicyError> {
+    if !(b.alert_score > 0.0 && b.alert_score <= 1.0) {
+        return Err(invalid(
+            p,
+            "baseline.alert_score",
+            format!("{} is not in (0, 1]", b.alert_score),
+        ));
+    }
+    if b.min_statements == 0 {
+        return Err(invalid(p, "baseline.min_statements", "must be at least 1"));
+    }
+    let w = &b.weights;
+    for (name, v) in [
+        ("table", w.table),
+        ("column", w.column),
+        ("volume", w.volume),
+        ("hour", w.hour),
+    ] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(invalid(
+                p,
+                &format!("baseline.weights.{name}"),
+                format!("{v} is not in [0, 1]"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Parses an `on` list: `*`, `schema.table[.column]` patterns, or
 /// classification names; `field` names the list in errors.
 fn parse_targets(
@@ -445,4 +480,38 @@ fn once_capture(
     }
     policy.capture.max_rows = c.max_rows;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn baseline_and_extraction_settings_load_and_are_validated() {
+        let p = load_str(
+            "[security]\nlarge_fetch = 500\n\n[baseline]\nlearning_period = \"7d\"\nmin_statements = 50\nweights = { hour = 0.5 }\n",
+            "p.toml",
+            1,
+        )
+        .unwrap();
+        assert_eq!(p.security.large_fetch, Some(500));
+        assert!(p.security.extraction_flags);
+        assert_eq!(p.baseline.learning_period.0.as_secs(), 7 * 86_400);
+        assert_eq!(p.baseline.min_statements, 50);
+        assert_eq!(p.baseline.weights.hour, 0.5);
+        assert_eq!(p.baseline.weights.table, 1.0);
+        assert_eq!(p.baseline.alert_score, 0.8);
+        let e = load_str("[baseline]\n\nalert_score = 1.5\n", "p.toml", 1)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "p.toml:3: baseline.alert_score: 1.5 is not in (0, 1]");
+        let e = load_str("[baseline]\nweights = { table = 2.0 }\n", "p.toml", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p.toml:2: baseline.weights.table: 2"), "{e}");
+        let e = load_str("[baseline]\nlearning = \"1d\"\n", "p.toml", 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("baseline"), "{e}");
+    }
 }

@@ -14,6 +14,7 @@ use crate::audit::{AuditRecord, SessionContext, StatementRecord};
 use crate::audit::{ErrorInfo, Outcome};
 use crate::catalog::Catalog;
 use crate::context::Context;
+use crate::detect::extraction::FlagSet;
 use crate::mask::CellMask;
 use crate::policy::{Env, Policy};
 use crate::protocol::backend::error_response::PgError;
@@ -163,13 +164,7 @@ impl Observer {
     /// `policy.fixed_time`).
     fn env(&self) -> Env<'_> {
         Env {
-            now: self
-                .ctx
-                .config
-                .load()
-                .policy
-                .fixed_time
-                .unwrap_or_else(std::time::SystemTime::now),
+            now: self.ctx.now(),
             addr: Some(self.session.client_addr.ip()),
             application: &self.session.application_name,
         }
@@ -190,20 +185,47 @@ impl Observer {
     }
 
     /// A statement is sent to run: security events (privilege changes,
-    /// off-hours reads of classified data).
-    fn started(&self, a: &Analysis, verdict: Option<&Verdict>) {
+    /// off-hours reads of classified data, extraction flags); the flags
+    /// go into its audit record.
+    fn started(&self, a: &Analysis, verdict: Option<&Verdict>) -> FlagSet {
         let Some(policy) = self.ctx.policy.current() else {
-            return;
+            return FlagSet::default();
         };
         let env = self.env();
         crate::detect::statement_started(
             &self.ctx,
             &policy,
+            &self.catalog(),
             &self.session,
             a,
             &env,
             verdict.and_then(|v| v.privileged_switch.as_deref()),
-        );
+        )
+    }
+
+    /// Sets the extraction flags of the statement just started.
+    fn set_flags(&mut self, flags: FlagSet) {
+        if flags.is_empty() {
+            return;
+        }
+        if let Some(p) = self.tracker.last_mut() {
+            p.flags = flags;
+        }
+    }
+
+    /// `a` with LIMIT / FETCH counts read from `text`, the text this
+    /// session sent (a cached analysis may come from another literal).
+    fn counted(&self, a: Arc<Analysis>, text: &str) -> Arc<Analysis> {
+        match a
+            .shape
+            .with_counts_from(text, self.settings.standard_conforming_strings)
+        {
+            Some(shape) => Arc::new(Analysis {
+                shape,
+                ..(*a).clone()
+            }),
+            None => a,
+        }
     }
 
     /// The capture prepared for `text` (`Some(None)`: nothing of it is
@@ -420,7 +442,8 @@ impl Observer {
                 };
                 let full = self.full_text(text);
                 for (i, a) in all.iter().enumerate() {
-                    let a = self.tracker.resolve_reference(a.clone());
+                    let a = self.counted(a.clone(), text);
+                    let a = self.tracker.resolve_reference(a);
                     let verdict = self.verdict(&a);
                     if let Some(refusal) = verdict.as_ref().and_then(Verdict::refuses).cloned() {
                         // Later statements never run: PostgreSQL ends the
@@ -444,7 +467,7 @@ impl Observer {
                             self.limiter.reset(&format!("cursor:{c}"));
                         }
                     }
-                    self.started(&a, verdict.as_ref());
+                    let flags = self.started(&a, verdict.as_ref());
                     self.tracker.start(a, full.clone(), verdict, None);
                     self.set_origin(origin);
                     self.set_capture(
@@ -452,6 +475,7 @@ impl Observer {
                             .as_ref()
                             .and_then(|p| p.plans.get(i).cloned().flatten()),
                     );
+                    self.set_flags(flags);
                 }
                 self.tracker.end_group();
                 if let Some(t) = prepared.as_ref().and_then(|p| p.text.as_deref()) {
@@ -475,7 +499,8 @@ impl Observer {
                     .as_ref()
                     .and_then(|p| p.plans.first().cloned().flatten());
                 if let Some(a) = all.first() {
-                    let a = self.tracker.resolve_reference(a.clone());
+                    let a = self.counted(a.clone(), text);
+                    let a = self.tracker.resolve_reference(a);
                     let verdict = self.verdict(&a);
                     let refusal = verdict.as_ref().and_then(Verdict::refuses).cloned();
                     self.tracker.parse(name, a, verdict);
@@ -545,7 +570,7 @@ impl Observer {
                             (Some(c), "FETCH") => format!("cursor:{c}"),
                             _ => format!("portal:{portal}"),
                         };
-                        self.started(&p.analysis, p.verdict.as_ref());
+                        let flags = self.started(&p.analysis, p.verdict.as_ref());
                         self.tracker
                             .start(p.analysis, None, p.verdict, Some(p.formats));
                         self.set_origin(Some(origin));
@@ -560,6 +585,7 @@ impl Observer {
                             cap::put_execute_all(portal, out);
                             return Ok(FrontStep::Replaced);
                         }
+                        self.set_flags(flags);
                     }
                     None => {
                         let a = Arc::new(placeholder(
@@ -902,6 +928,7 @@ impl Observer {
             duration,
             outcome,
             changes: None,
+            flags: p.flags,
             policy: p.verdict.as_ref().map(|v| {
                 let mut r = v.record();
                 if let Some((e, limit)) = &p.blocked {
@@ -918,6 +945,16 @@ impl Observer {
         }
         if r.rows_returned.is_none() && is_select {
             r.rows_returned = counted_rows;
+        }
+        if self.ctx.baseline.is_enabled() && r.outcome == Outcome::Ok {
+            self.ctx
+                .baseline
+                .observe(crate::baseline::Observation::Statement {
+                    session: self.session.clone(),
+                    analysis: r.analysis.clone(),
+                    rows: r.rows_returned.unwrap_or(0),
+                    at: self.ctx.now(),
+                });
         }
         self.rows += r.rows_returned.unwrap_or(0) + r.rows_affected.unwrap_or(0);
         if let Some(c) = capture {
@@ -966,6 +1003,7 @@ fn placeholder(command: &str, unanalysed: Option<String>, opaque: Vec<OpaqueCall
         refers_to: None,
         inner_kind: None,
         results: None,
+        shape: Default::default(),
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Pending {
     pub carry: u64,
     /// Change capture, when the statement writes captured columns.
     pub capture: Option<crate::capture::Capture>,
+    /// Extraction flags raised before it ran.
+    pub flags: crate::detect::extraction::FlagSet,
 }
 
 /// A statement whose answer is complete.
@@ -122,6 +124,7 @@ impl Tracker {
             origin: None,
             carry: 0,
             capture: None,
+            flags: Default::default(),
         });
     }
 
@@ -213,6 +216,13 @@ impl Tracker {
                     merged.unanalysed.clone_from(&t.unanalysed);
                 }
                 merged.kind = t.inner_kind.unwrap_or(t.kind);
+                if merged.command == "EXECUTE" {
+                    // What the prepared statement reads, and how much.
+                    merged.shape = crate::analyse::Shape {
+                        fetch: None,
+                        ..t.shape.clone()
+                    };
+                }
                 // MOVE positions the cursor without returning rows.
                 if merged.command != "MOVE" {
                     merged.results.clone_from(&t.results);
@@ -357,6 +367,7 @@ impl Tracker {
                     origin: None,
                     carry: 0,
                     capture: None,
+                    flags: Default::default(),
                 },
             });
         }
@@ -415,6 +426,7 @@ mod tests {
             refers_to: refers_to.map(str::to_owned),
             inner_kind: Some(StatementKind::Select),
             results,
+            shape: Default::default(),
         })
     }
 

@@ -46,6 +46,7 @@ fn analysis(kind: StatementKind, command: &str, written: &[&str]) -> Arc<Analysi
         refers_to: None,
         inner_kind: None,
         results: None,
+        shape: Default::default(),
     })
 }
 

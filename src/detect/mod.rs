@@ -3,6 +3,10 @@
 //! statements (probing), reads of classified data outside office hours, and
 //! privilege changes. Thresholds come from the policy's `[security]`;
 //! counters live in the budget store, so replicas sharing Redis see one count.
+//! Statements that look like extraction are flagged before they run
+//! ([`extraction`]).
+
+pub mod extraction;
 
 use crate::alert::{Action, Alert, Severity};
 use crate::analyse::Analysis;
@@ -180,9 +184,43 @@ pub fn statement_refused(ctx: &Arc<Context>, session: &Arc<SessionContext>) {
     });
 }
 
-/// A statement is about to run: privilege changes, and reads of
-/// classified data outside office hours.
+/// A statement is about to run: privilege changes, reads of classified
+/// data outside office hours, and extraction flags (returned for the
+/// statement's audit record).
 pub fn statement_started(
+    ctx: &Context,
+    policy: &Policy,
+    catalog: &crate::catalog::Catalog,
+    session: &SessionContext,
+    a: &Analysis,
+    env: &Env<'_>,
+    privileged_role: Option<&str>,
+) -> extraction::FlagSet {
+    let flags = extraction::flags(policy, catalog, a);
+    if !flags.is_empty() {
+        ctx.raise_alert(alert(
+            "extraction_suspected",
+            "security.extraction",
+            Severity::Warning,
+            &session.user,
+            Some(session.session_id),
+            Some(session.client_addr),
+            serde_json::json!({
+                "flags": flags.flags,
+                "tables": flags.tables,
+                "limit": flags.limit,
+                "fetch": if flags.fetch_all { serde_json::json!("ALL") } else { serde_json::json!(flags.fetch) },
+                "statement": &*a.normalized,
+            }),
+            Action::Alerted,
+        ));
+    }
+    other_events(ctx, policy, session, a, env, privileged_role);
+    flags.flags
+}
+
+/// Privilege changes and off-hours reads of classified data.
+fn other_events(
     ctx: &Context,
     policy: &Policy,
     session: &SessionContext,
