@@ -36,6 +36,8 @@ pub struct PolicyFile {
     pub security: Option<SecuritySpec>,
     /// Change capture: which columns' old and new values are recorded.
     pub capture: Option<CaptureSpec>,
+    /// Behaviour baselines: how they are learnt and when a deviation alerts.
+    pub baseline: Option<BaselineSpec>,
 }
 
 /// `[capture]`: columns whose changes are recorded with old and new values.
@@ -61,10 +63,6 @@ impl Default for CaptureSpec {
             max_rows: 1000,
         }
     }
-}
-
-    /// Behaviour baselines: how they are learnt and when a deviation alerts.
-    pub baseline: Option<BaselineSpec>,
 }
 
 /// `[baseline]`: per-user behaviour baselines (learnt when the config sets
