@@ -174,6 +174,7 @@ mod tests {
             refers_to: None,
             inner_kind: None,
             results: None,
+            shape: Default::default(),
         });
         let plan = Arc::new(Plan {
             wanted: Arc::new(Wanted {
