@@ -241,9 +241,6 @@ impl ConnectionRecord {
 // add an allocation per statement on the session's path.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
-// Records are moved by value through the queue: boxing the statement
-// variant would cost every statement an allocation.
-#[allow(clippy::large_enum_variant)]
 pub enum AuditRecord {
     /// A statement.
     Statement(StatementRecord),

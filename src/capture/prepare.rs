@@ -6,7 +6,7 @@
 use super::plan::{Plan, Wanted};
 use super::rewrite::{self, Rewritten, Target};
 use crate::config::Config;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// The capture of one text: the text to send and a plan per statement.
@@ -16,6 +16,21 @@ pub struct Prepared {
     pub text: Option<String>,
     /// Per statement, in order; `None` where nothing is captured.
     pub plans: Vec<Option<Arc<Plan>>>,
+}
+
+/// A capture to prepare before a message can be forwarded.
+#[derive(Debug)]
+pub struct Request {
+    /// Cache key.
+    pub key: Key,
+    /// The role whose privileges count.
+    pub role: String,
+    /// The client's text.
+    pub text: String,
+    /// Per statement, what it writes of the captured columns.
+    pub wanted: Vec<Option<Wanted>>,
+    /// Per statement, the written table's oid.
+    pub oids: Vec<Option<u32>>,
 }
 
 /// The cache key of a prepared capture.
@@ -48,9 +63,9 @@ impl Preparer {
         generation: u64,
         version: u64,
     ) -> Key {
-        let mut h = self.hasher.build_hasher();
-        (text, database, role, generation, version).hash(&mut h);
-        Key(h.finish())
+        Key(self
+            .hasher
+            .hash_one((text, database, role, generation, version)))
     }
 
     /// A prepared capture, if this key has one.
@@ -58,18 +73,16 @@ impl Preparer {
         self.cache.get(&key)
     }
 
-    /// Prepares and caches the capture of `text`, whose statements want
-    /// `wanted`.
-    pub async fn prepare(
-        &self,
-        key: Key,
-        config: &Config,
-        database: &str,
-        role: &str,
-        text: &str,
-        wanted: Vec<Option<Wanted>>,
-        oids: Vec<Option<u32>>,
-    ) -> Arc<Prepared> {
+    /// Prepares and caches the capture `req` asks for, in `database`.
+    pub async fn prepare(&self, config: &Config, database: &str, req: Request) -> Arc<Prepared> {
+        let Request {
+            key,
+            role,
+            text,
+            wanted,
+            oids,
+        } = req;
+        let (role, text) = (role.as_str(), text.as_str());
         let mut reasons: Vec<Option<String>> = wanted
             .iter()
             .map(|w| w.as_ref().and_then(|w| w.unavailable.clone()))

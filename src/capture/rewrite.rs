@@ -189,7 +189,7 @@ impl Tokens {
     }
 
     /// First top-level FROM after `from` that is not `IS DISTINCT FROM`.
-    fn from_clause(&self, from: usize) -> Option<(usize, usize)> {
+    fn find_from(&self, from: usize) -> Option<(usize, usize)> {
         let mut prev: Option<i32> = None;
         for t in &self.list {
             if t.3 == 0
@@ -384,7 +384,7 @@ fn update(
     };
     let from_kw = match s.from_clause.is_empty() {
         true => None,
-        false => Some(toks.from_clause(last_set).ok_or(CaptureError::Position)?),
+        false => Some(toks.find_from(last_set).ok_or(CaptureError::Position)?),
     };
     let clause_end = returning_kw.map_or(end, |k| k.0);
     let piece = |a: usize, b: usize| -> Result<&str, CaptureError> {

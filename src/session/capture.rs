@@ -4,26 +4,11 @@
 //! the ledger that holds changes until their transaction ends.
 
 use crate::capture::ledger::{Held, Outcome};
-use crate::capture::prepare::Key;
-use crate::capture::{Ledger, Plan, Prepared, Wanted};
+use crate::capture::prepare::{Key, Request};
+use crate::capture::{Ledger, Plan, Prepared};
 use bytes::{BufMut, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-
-/// A capture to prepare before a message can be forwarded.
-#[derive(Debug)]
-pub struct Request {
-    /// Cache key.
-    pub key: Key,
-    /// The role whose privileges count.
-    pub role: String,
-    /// The client's text.
-    pub text: String,
-    /// Per statement, what it writes of the captured columns.
-    pub wanted: Vec<Option<Wanted>>,
-    /// Per statement, the written table's oid.
-    pub oids: Vec<Option<u32>>,
-}
 
 /// Per-session capture state.
 #[derive(Debug, Default)]

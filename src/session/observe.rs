@@ -3,7 +3,7 @@
 //! settings follow what succeeded, and every finished statement becomes an
 //! audit record. The relay calls in here only when analysis is on.
 
-use super::capture::{self as cap, Capturer, Request};
+use super::capture::{self as cap, Capturer};
 use super::enforce::{Enforcer, Verdict};
 use super::limits::{Limiter, RowStep};
 use super::settings::{parse_search_path, Settings};
@@ -12,6 +12,7 @@ use super::tracking::{Finished, Tracker};
 use crate::analyse::{Analyses, Analysis, OpaqueCall, SessionEffect, StatementKind};
 use crate::audit::{AuditRecord, SessionContext, StatementRecord};
 use crate::audit::{ErrorInfo, Outcome};
+use crate::capture::prepare::Request;
 use crate::catalog::Catalog;
 use crate::context::Context;
 use crate::detect::extraction::FlagSet;

@@ -564,20 +564,13 @@ impl Session {
         if let Some(req) = obs.take_capture_request() {
             // The analysis is ready; what is missing is the capture.
             let config = self.ctx.config.load_full();
+            let key = req.key;
             let prepared = self
                 .ctx
                 .captures
-                .prepare(
-                    req.key,
-                    &config,
-                    &self.info.database,
-                    &req.role,
-                    &req.text,
-                    req.wanted,
-                    req.oids,
-                )
+                .prepare(&config, &self.info.database, req)
                 .await;
-            obs.set_capture_ready(req.key, prepared);
+            obs.set_capture_ready(key, prepared);
             return;
         }
         let view = obs.settings.view();
