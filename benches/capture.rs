@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo bench --bench capture` (CAPTURE_SECS, CAPTURE_ROUNDS).
 
+// Shared with the pgbench bench, which uses all of it.
+#[allow(dead_code)]
 mod common;
 
 use common::run::{failed_transactions, median, parse_tps, pgbench_cmd, pgbench_init};

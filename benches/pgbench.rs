@@ -9,7 +9,6 @@ mod common;
 use common::run::{failed_transactions, field_after, median, parse_tps, pgbench_cmd, pgbench_init};
 use common::{children_of, rss_kib, status_field_kib, Env};
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
 /// Goals, as ratios of pgwarden's TPS to direct TPS.
