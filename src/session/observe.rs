@@ -327,6 +327,8 @@ impl Observer {
         }
         if !hide {
             self.tracker.row(frame.raw().len());
+            // The client's columns lead the row: the subject keys are there.
+            super::subjects::on_row(&self.ctx, self.tracker.head(), frame.body());
         }
         Some(true)
     }
