@@ -40,15 +40,12 @@ fn env_num(name: &str, default: u32) -> u32 {
 
 /// Starts a pgwarden with the policy, plus `[capture]` when `capture`.
 fn start(env: &Env, name: &'static str, capture: bool) -> (u16, common::Service) {
-    let dir = env.dir.path().join(name);
-    std::fs::create_dir_all(&dir).expect("policy dir");
     let text = if capture {
         format!("{POLICY}{CAPTURE}")
     } else {
         POLICY.to_owned()
     };
-    std::fs::write(dir.join("bench.toml"), text).expect("policy file");
-    env.spawn_audited(name, &format!("[policy]\npath = \"{}\"\n", dir.display()))
+    env.spawn_with_policy(name, &text, "")
 }
 
 fn main() {

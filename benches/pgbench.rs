@@ -111,6 +111,30 @@ fn main() {
         port,
         pid: env.pgwarden_policy.as_ref().map(|p| p.pid()),
     });
+    // Detection: the same policy with a row limit on every read of
+    // pgbench_accounts (thresholds never reached), so each row is counted
+    // per statement and each statement adds to the user's hourly window;
+    // in memory, and in Redis when redis-server is installed.
+    let (port, service) = env.spawn_with_policy("pgw+limits", &limits_policy(), "");
+    targets.push(Target {
+        name: "pgw+limits",
+        port,
+        pid: Some(service.pid()),
+    });
+    let mut detection = vec![service];
+    let redis = common::start_redis(&env);
+    if let Some((url, _)) = &redis {
+        let extra = format!("[budget]\nstore = \"redis\"\nredis_url = \"{url}\"\n");
+        let (port, service) = env.spawn_with_policy("pgw+redis", &limits_policy(), &extra);
+        targets.push(Target {
+            name: "pgw+redis",
+            port,
+            pid: Some(service.pid()),
+        });
+        detection.push(service);
+    } else {
+        println!("pgw+redis: redis-server not installed, skipped");
+    }
     // The audit durability rules: fsync per batch, and results held until
     // their records are fsynced (group commit).
     let mut durable = Vec::new();
@@ -143,7 +167,8 @@ fn main() {
     print_table(&m, &targets);
     print_goals(&m.tps);
     print_durability(&m.tps);
-    drop(durable);
+    print_detection(&m);
+    drop((durable, detection, redis));
     if std::env::var_os("PGBENCH_ONLY").is_some() {
         return;
     }
@@ -282,6 +307,51 @@ fn print_table(m: &Measured, targets: &[Target]) {
                     t.name,
                     median(v),
                     spread(v) * 100.0
+                );
+            }
+        }
+    }
+}
+
+/// The bench policy plus a row limit that counts every read of
+/// pgbench_accounts and never fires.
+fn limits_policy() -> String {
+    format!(
+        "{}\n[[limit]]\nname = \"bench-accounts\"\nroles = [\"*\"]\non = [\"public.pgbench_accounts\"]\n\
+         alert_rows = 1000000000\nblock_rows = 1000000000\nwindow = \"1h\"\n\
+         alert_rows_per_window = 1000000000000\nblock_rows_per_window = 1000000000000\n",
+        common::BENCH_POLICY
+    )
+}
+
+/// The cost of row counting and window updates: TPS and proxy CPU per
+/// transaction of pgw+limits (and pgw+redis) against pgw+policy, the same
+/// build and policy without limits. The issue's goal: under 2 % of TPS.
+fn print_detection(m: &Measured) {
+    println!();
+    println!("detection cost (against pgw+policy: median tps ratio, proxy CPU/txn difference):");
+    for &mode in &MODES {
+        for &clients in &CLIENTS {
+            let Some(base) = m.tps.get(&("pgw+policy", mode, clients)) else {
+                continue;
+            };
+            let base_cpu = m
+                .cpu_us
+                .get(&("pgw+policy", mode, clients))
+                .map(|c| median(c));
+            for target in ["pgw+limits", "pgw+redis"] {
+                let Some(v) = m.tps.get(&(target, mode, clients)) else {
+                    continue;
+                };
+                let cpu = m.cpu_us.get(&(target, mode, clients)).map(|c| median(c));
+                let cpu_delta = match (cpu, base_cpu) {
+                    (Some(c), Some(b)) => format!("{:+.1} us", c - b),
+                    _ => "-".into(),
+                };
+                println!(
+                    "  {target:<10} {mode:<8} c={clients}: {:.3} of pgw+policy's tps ({:+.1} %), CPU/txn {cpu_delta}",
+                    median(v) / median(base),
+                    (median(v) / median(base) - 1.0) * 100.0
                 );
             }
         }

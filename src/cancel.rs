@@ -6,7 +6,7 @@ use rand::Rng;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[derive(Debug, Clone)]
@@ -47,6 +47,14 @@ impl Registration {
     pub async fn cancel_backend(&self) {
         send_cancel(&self.upstream, self.real).await;
     }
+
+    /// The session's backend, to cancel from another task.
+    pub fn target(&self) -> CancelTarget {
+        CancelTarget {
+            upstream: self.upstream.clone(),
+            real: self.real,
+        }
+    }
 }
 
 /// A backend to cancel: where it is and its real key.
@@ -57,7 +65,8 @@ pub struct CancelTarget {
 }
 
 impl CancelTarget {
-    /// Sends the CancelRequest to PostgreSQL on a fresh connection.
+    /// Sends the CancelRequest to PostgreSQL on a fresh connection and
+    /// returns once PostgreSQL has taken it (or after 5 s).
     pub async fn send(&self) {
         send_cancel(&self.upstream, self.real).await;
     }
@@ -124,6 +133,11 @@ async fn send_cancel(upstream: &str, real: CancelKey) {
         let mut s = TcpStream::connect(upstream).await?;
         s.write_all(&real.encode_request()).await?;
         s.shutdown().await?;
+        // PostgreSQL closes the connection after it has signalled the
+        // backend: from then on the cancel is pending there, which is what
+        // absorbing a stopped statement's cancel relies on.
+        let mut sink = [0u8; 64];
+        while s.read(&mut sink).await? > 0 {}
         Ok::<_, std::io::Error>(())
     };
     match tokio::time::timeout(Duration::from_secs(5), attempt).await {

@@ -174,6 +174,89 @@ async fn a_statement_is_stopped_mid_stream_and_the_session_goes_on() {
         .all(|r| r["pgwarden"]["policy"]["rule"] == "employees-500"));
 }
 
+/// Reads one simple-protocol request's answer: DataRows, the SQLSTATE of
+/// its error and the transaction status of its ReadyForQuery.
+async fn answer(raw: &mut Raw, sql: &str) -> (usize, Option<String>, u8) {
+    let mut q = sql.as_bytes().to_vec();
+    q.push(0);
+    raw.send_msg(b'Q', &q).await;
+    let (mut rows, mut error) = (0, None);
+    loop {
+        let m = raw.recv().await.expect("message");
+        match m.tag {
+            b'D' => rows += 1,
+            b'E' => error = m.sqlstate(),
+            b'Z' => return (rows, error, m.body.first().copied().unwrap_or(0)),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_statement_is_cancelled_and_the_cancel_never_hits_the_next_one() {
+    let pol = policy_dir(BLOCK_500);
+    let g = guarded(pol.path(), |_| {}).await;
+    let su = common::superuser(&pg(), DB).await;
+    su.batch_execute(
+        "DROP SEQUENCE IF EXISTS ticks; CREATE SEQUENCE ticks; \
+         GRANT USAGE ON SEQUENCE ticks TO PUBLIC",
+    )
+    .await
+    .unwrap();
+    let a = g.login("hr_analyst").await;
+
+    // Run to its end, this would take 4 s and tick 2,000 times; cancelled
+    // after row 501, it stops within a few hundred.
+    let (n, e) = stream_rows(
+        &a,
+        "SELECT e.id, nextval('ticks'), pg_sleep(0.002) FROM hr.employees e",
+    )
+    .await;
+    assert!(n <= 500, "{n} rows reached the client");
+    assert_limit(&e, "employees-500");
+    let ticks: i64 = su
+        .query_one("SELECT last_value FROM ticks", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        ticks < 2000,
+        "the backend query ran to its end ({ticks} rows)"
+    );
+
+    // Fast reads end before their cancel can land; the statement right
+    // after each must never be the one cancelled.
+    for i in 0..25i32 {
+        let (_, e) = stream_rows(&a, "SELECT id FROM hr.employees").await;
+        assert_limit(&e, "employees-500");
+        let v: i32 = a
+            .query_one("SELECT $1::int4, pg_sleep(0.02)", &[&i])
+            .await
+            .unwrap_or_else(|e| panic!("statement after stop {i}: {e}"))
+            .get(0);
+        assert_eq!(v, i);
+    }
+
+    // In a transaction the client is told it failed, and it has.
+    let mut raw = Raw::login_trust(g.port, TRUST_USER, DB).await;
+    assert_eq!(answer(&mut raw, "BEGIN").await, (0, None, b'T'));
+    let (rows, error, status) = answer(&mut raw, "SELECT * FROM hr.employees").await;
+    assert!(rows <= 500, "{rows} rows on the wire");
+    assert_eq!((error.as_deref(), status), (Some("53400"), b'E'));
+    let (_, error, status) = answer(&mut raw, "SELECT 1").await;
+    assert_eq!((error.as_deref(), status), (Some("25P02"), b'E'));
+    assert_eq!(answer(&mut raw, "ROLLBACK").await, (0, None, b'I'));
+    assert_eq!(answer(&mut raw, "SELECT 1").await, (1, None, b'I'));
+
+    let body = common::http_get(g.server().metrics_addr.expect("metrics"), "/metrics")
+        .await
+        .1;
+    assert!(
+        common::metric(&body, "pgwarden_stopped_statements_cancelled_total") >= 27.0,
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn cursor_fetches_and_execute_batches_add_up() {
     let pol = policy_dir(BLOCK_500);

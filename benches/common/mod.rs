@@ -139,16 +139,27 @@ impl Env {
     /// the pgbench tables: every statement is decided, and `abalance` is
     /// masked (bucket) in every row returned.
     pub fn start_pgwarden_policy(&mut self) -> u16 {
-        let policies = self.dir.path().join("policies");
-        std::fs::create_dir_all(&policies).expect("policy dir");
-        std::fs::write(policies.join("bench.toml"), BENCH_POLICY).expect("policy file");
-        let extra = format!(
-            "[policy]\npath = \"{}\"\nhash_key = \"bench\"\n",
-            policies.display()
-        );
-        let (port, s) = self.spawn_audited("pgwarden+policy", &extra);
+        let (port, s) = self.spawn_with_policy("pgwarden+policy", BENCH_POLICY, "");
         self.pgwarden_policy = Some(s);
         port
+    }
+
+    /// Starts an audited pgwarden whose policy directory holds `policy`,
+    /// with `extra` appended to its config.
+    pub fn spawn_with_policy(
+        &self,
+        name: &'static str,
+        policy: &str,
+        extra: &str,
+    ) -> (u16, Service) {
+        let policies = self.dir.path().join(format!("{name}-policies"));
+        std::fs::create_dir_all(&policies).expect("policy dir");
+        std::fs::write(policies.join("bench.toml"), policy).expect("policy file");
+        let extra = format!(
+            "[policy]\npath = \"{}\"\nhash_key = \"bench\"\n\n{extra}",
+            policies.display()
+        );
+        self.spawn_audited(name, &extra)
     }
 
     /// Starts pgbouncer in session mode if it is installed; `None` if not.
@@ -174,6 +185,23 @@ impl Env {
         self.pgbouncer = Some(Service::spawn("pgbouncer", cmd, port, &log));
         Some(port)
     }
+}
+
+/// Starts a throwaway redis-server for `env` if one is installed; its URL
+/// and the process (stopped on drop).
+pub fn start_redis(env: &Env) -> Option<(String, Service)> {
+    let exe = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let port = free_port();
+    let mut cmd = Command::new(exe);
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+        .arg("--dir")
+        .arg(env.dir.path());
+    let log = env.dir.path().join("redis.log");
+    let service = Service::spawn("redis-server", cmd, port, &log);
+    Some((format!("redis://127.0.0.1:{port}"), service))
 }
 
 /// Stops the cluster on drop.
@@ -378,7 +406,7 @@ fn parent_of(pid: u32) -> Option<u32> {
 
 /// The policy of the "pgw+policy" runs: shaped like the demo policy
 /// (classifications, role rules, a mask), over the pgbench tables.
-const BENCH_POLICY: &str = r#"
+pub const BENCH_POLICY: &str = r#"
 mode = "enforce"
 
 [classifications]

@@ -8,6 +8,7 @@ use super::rewrite::{self, Rewritten, Target};
 use crate::config::Config;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The capture of one text: the text to send and a plan per statement.
 #[derive(Debug, Default)]
@@ -37,16 +38,32 @@ pub struct Request {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Key(u64);
 
+/// How long a privilege check is trusted: GRANT and REVOKE do not change
+/// the catalog version, so a revoked read-back fails a write for at most
+/// this long (and a new grant is used after it).
+const PRIVILEGES_TTL: Duration = Duration::from_secs(30);
+
 /// Prepared captures, shared by every session.
 pub struct Preparer {
     cache: moka::sync::Cache<Key, Arc<Prepared>>,
+    /// (database, role, table, columns) → may read them back. Keyed apart
+    /// from the text: simple-protocol writes differ in every literal, and
+    /// each check would otherwise cost a connection.
+    privileges: moka::sync::Cache<u64, bool>,
     hasher: std::collections::hash_map::RandomState,
 }
 
 impl Default for Preparer {
     fn default() -> Self {
         Self {
-            cache: moka::sync::Cache::new(10_000),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(PRIVILEGES_TTL)
+                .build(),
+            privileges: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(PRIVILEGES_TTL)
+                .build(),
             hasher: std::collections::hash_map::RandomState::new(),
         }
     }
@@ -87,9 +104,32 @@ impl Preparer {
             .iter()
             .map(|w| w.as_ref().and_then(|w| w.unavailable.clone()))
             .collect();
-        let checks: Vec<usize> = (0..wanted.len())
+        let mut checks: Vec<usize> = (0..wanted.len())
             .filter(|&i| wanted[i].is_some() && reasons[i].is_none())
             .collect();
+        let refused = |role: &str| {
+            Some(format!(
+                "role {role} may not read back the captured columns"
+            ))
+        };
+        let privilege_key = |i: usize| {
+            let w = wanted[i].as_ref()?;
+            let oid = oids[i]?;
+            Some(
+                self.hasher
+                    .hash_one((database, role, oid, &w.key, &w.columns)),
+            )
+        };
+        checks.retain(
+            |&i| match privilege_key(i).and_then(|k| self.privileges.get(&k)) {
+                Some(true) => false,
+                Some(false) => {
+                    reasons[i] = refused(role);
+                    false
+                }
+                None => true,
+            },
+        );
         if !checks.is_empty() {
             match crate::catalog::load::connect(config, database).await {
                 Ok(client) => {
@@ -100,10 +140,16 @@ impl Preparer {
                         };
                         let cols: Vec<String> = w.key.iter().chain(&w.columns).cloned().collect();
                         reasons[i] = match readable(&client, role, oid, &cols).await {
-                            Ok(true) => None,
-                            Ok(false) => Some(format!(
-                                "role {role} may not read back the captured columns"
-                            )),
+                            Ok(may) => {
+                                if let Some(k) = privilege_key(i) {
+                                    self.privileges.insert(k, may);
+                                }
+                                if may {
+                                    None
+                                } else {
+                                    refused(role)
+                                }
+                            }
                             Err(e) => Some(format!("privileges could not be checked: {e}")),
                         };
                     }

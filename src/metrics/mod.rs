@@ -59,6 +59,8 @@ pub struct Metrics {
     pub statements_refused: IntCounter,
     /// DataRows whose cells a policy masked.
     pub masked_rows: IntCounter,
+    /// Statements stopped by a row limit whose backend query was cancelled.
+    pub stopped_cancelled: IntCounter,
     /// Policy loads and reloads, by result (ok, error).
     pub policy_reloads: IntCounterVec,
     /// Alerts raised, by severity and rule.
@@ -205,6 +207,11 @@ impl Metrics {
             "Result rows whose cells a policy masked.",
         )
         .expect("static metric");
+        let stopped_cancelled = IntCounter::new(
+            "pgwarden_stopped_statements_cancelled_total",
+            "Statements stopped by a row limit whose backend query pgwarden cancelled.",
+        )
+        .expect("static metric");
         let baseline_dropped = IntCounter::new(
             "pgwarden_baseline_dropped_total",
             "Observations the baseline learner could not take because its queue was full.",
@@ -232,6 +239,7 @@ impl Metrics {
             Box::new(statements.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(statements_refused.clone()),
             Box::new(masked_rows.clone()),
+            Box::new(stopped_cancelled.clone()),
             Box::new(policy_reloads.clone()),
             Box::new(connections_open.clone()),
             Box::new(connections_total.clone()),
@@ -288,6 +296,7 @@ impl Metrics {
             statements_unanalysed: statements.with_label_values(&["unanalysed"]),
             statements_refused,
             masked_rows,
+            stopped_cancelled,
             policy_reloads,
         }
     }

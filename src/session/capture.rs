@@ -99,6 +99,11 @@ impl Capturer {
         self.describes.retain(|d| d.0 != group);
     }
 
+    /// The transaction failed outside any tracked statement.
+    pub fn fail(&mut self) {
+        self.failed = true;
+    }
+
     /// ReadyForQuery: held changes whose transaction ended.
     pub fn ready(&mut self, idle: bool) -> Vec<(Held, Outcome)> {
         let done = self.ledger.on_ready(idle, self.failed);

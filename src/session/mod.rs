@@ -1,6 +1,7 @@
 //! A logged-in session: what is known about it and the relay that carries
 //! its messages between client and PostgreSQL.
 
+mod absorb;
 mod capture;
 mod enforce;
 mod limits;

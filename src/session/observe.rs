@@ -66,6 +66,8 @@ pub struct Observer {
     pub limiter: Limiter,
     /// A statement was stopped: withhold the rest of its request.
     stopped: bool,
+    /// A statement was just stopped; the relay may cancel it.
+    cancel_wanted: bool,
     /// Change capture.
     capture: Capturer,
 }
@@ -95,6 +97,7 @@ impl Observer {
             enforcer: Enforcer::default(),
             limiter,
             stopped: false,
+            cancel_wanted: false,
             capture: Capturer::default(),
         }
     }
@@ -689,6 +692,7 @@ impl Observer {
                 // The cancellation (or any error) of a stopped statement:
                 // the client gets the limit's error instead.
                 self.settings.on_error();
+                self.capture.error(self.tracker.answering());
                 self.finish_blocked(out);
                 return true;
             }
@@ -798,11 +802,37 @@ impl Observer {
         match self.limiter.on_row(&self.ctx, &self.session, p) {
             RowStep::Pass => false,
             RowStep::Withhold => true,
-            // The rest of the statement is withheld and drained, not
-            // cancelled: a cancel reaching PostgreSQL after the statement
-            // ended hits the client's next statement (seen in 2 of 5 runs),
-            // and a CancelRequest cannot name the statement it is meant for.
-            RowStep::Stop => true,
+            // The rest is withheld and drained; the relay also cancels the
+            // backend query when it can absorb a late cancel (see absorb.rs).
+            RowStep::Stop => {
+                self.cancel_wanted = true;
+                true
+            }
+        }
+    }
+
+    /// Whether a statement was stopped since the last call (its backend
+    /// query is worth cancelling).
+    pub fn take_cancel_wanted(&mut self) -> bool {
+        std::mem::take(&mut self.cancel_wanted)
+    }
+
+    /// Takes in the answer to pgwarden's own absorbing statement (see
+    /// absorb.rs): it fails, which aborts the client's transaction as the
+    /// stopped statement's error said; nothing of it is recorded.
+    pub fn absorbed(&mut self, frame: Frame<'_>) {
+        match frame.tag() {
+            be::ERROR_RESPONSE => {
+                self.settings.on_error();
+                self.capture.fail();
+            }
+            be::READY_FOR_QUERY => {
+                let idle = frame.body().first() == Some(&b'I');
+                self.settings.on_ready(idle);
+                let done = self.capture.ready(idle);
+                self.release_changes(done);
+            }
+            _ => {}
         }
     }
 

@@ -7,6 +7,7 @@
 //! that handles its direction. Unchanged messages are copied to the other
 //! side's queue as the original bytes; writes are coalesced per turn.
 
+use super::absorb::Absorb;
 use super::durable::Holds;
 use super::observe::{FrontStep, Observer};
 use super::state::{RequestTracker, SessionInfo};
@@ -200,6 +201,8 @@ pub struct Session {
     total_out: u64,
     /// Strict durability: client output waiting for audit records.
     holds: Holds,
+    /// A stopped statement's cancel being absorbed; the client waits.
+    absorb: Option<Absorb>,
 }
 
 impl Session {
@@ -233,6 +236,7 @@ impl Session {
             total_in: 0,
             total_out: 0,
             holds: Holds::new(ctx_durable),
+            absorb: None,
         }
     }
 
@@ -378,7 +382,7 @@ impl Session {
         if phase != seen {
             return Poll::Ready(Stop::Phase(phase));
         }
-        if std::mem::take(&mut self.reprocess_client) {
+        if self.absorb.is_none() && std::mem::take(&mut self.reprocess_client) {
             // Messages held back for analysis are still in the buffer.
             match self.on_client_data() {
                 Ok(ClientStep::Continue) => {}
@@ -406,11 +410,18 @@ impl Session {
                 }
             }
 
+            if let Some(a) = self.absorb.as_mut() {
+                a.poll_delivered(cx);
+                progress |= self.send_absorbing();
+            }
+
             self.client_first = !self.client_first;
             for client_turn in [self.client_first, !self.client_first] {
                 if client_turn {
-                    // Backpressure: do not read more than the other side can take.
-                    if self.server.wbuf.len() >= HIGH_WATER {
+                    // Backpressure: do not read more than the other side can
+                    // take; and nothing of the client's may reach the server
+                    // while a stopped statement's cancel is pending.
+                    if self.server.wbuf.len() >= HIGH_WATER || self.absorb.is_some() {
                         continue;
                     }
                     match self.client.poll_fill(cx, self.max_message) {
@@ -508,19 +519,51 @@ impl Session {
             self.stats.msgs_out += 1;
             self.stats.bytes_out += frame.raw().len() as u64;
             let mut replaced = false;
+            let own = self.absorb.as_ref().is_some_and(Absorb::answering_own);
             if let Some(obs) = self.observer.as_mut() {
-                let at = self.client.advanced + self.client.wbuf.len() as u64;
-                replaced = obs.on_backend(frame, &mut self.client.wbuf);
-                for ticket in obs.held.drain(..) {
-                    // The completion starts here: it waits for the record.
-                    self.holds.push(at, ticket);
+                if own {
+                    // pgwarden's absorbing statement: only its
+                    // ReadyForQuery reaches the client.
+                    obs.absorbed(frame);
+                    replaced = frame.tag() != be::READY_FOR_QUERY;
+                } else {
+                    let at = self.client.advanced + self.client.wbuf.len() as u64;
+                    replaced = obs.on_backend(frame, &mut self.client.wbuf);
+                    for ticket in obs.held.drain(..) {
+                        // The completion starts here: it waits for the record.
+                        self.holds.push(at, ticket);
+                    }
+                    // Cancel a statement a row limit just stopped when
+                    // its cancel can be absorbed: the only request in
+                    // flight (a later one could be hit instead) and
+                    // complete (the server needs its Sync to answer).
+                    if obs.take_cancel_wanted()
+                        && self.absorb.is_none()
+                        && self.requests.pending_ready == 1
+                        && !self.requests.unsynced
+                    {
+                        self.absorb = Some(Absorb::start(self.cancel.target()));
+                        self.ctx.metrics.stopped_cancelled.inc();
+                    }
                 }
             }
             match frame.tag() {
                 be::READY_FOR_QUERY => {
                     self.info.transaction = TransactionStatus::from_ready_for_query(frame.body());
                     self.requests.on_ready();
-                    self.statement_done = true;
+                    match self.absorb.as_mut() {
+                        Some(_) if own => {
+                            self.absorb = None;
+                            self.statement_done = true;
+                        }
+                        // The stopped request's own: the absorbing
+                        // statement's replaces it.
+                        Some(a) => {
+                            a.hold_ready();
+                            replaced = true;
+                        }
+                        None => self.statement_done = true,
+                    }
                 }
                 be::ERROR_RESPONSE => {
                     if let Ok(f) = error_response::parse(frame.body()) {
@@ -539,6 +582,7 @@ impl Session {
             }
         }
         self.server.rbuf.advance(pos);
+        self.send_absorbing();
         if !self.client.wbuf.is_empty() && self.client.queued_since.is_none() {
             self.client.queued_since = Some(now);
         }
@@ -546,6 +590,21 @@ impl Session {
             self.flush_stats();
         }
         Ok(None)
+    }
+
+    /// Queues the absorbing statement once it is due; true if it did.
+    fn send_absorbing(&mut self) -> bool {
+        let Some(a) = self.absorb.as_mut() else {
+            return false;
+        };
+        if !a.send_when_ready(&mut self.server.wbuf) {
+            return false;
+        }
+        self.requests.on_frontend(frontend::QUERY);
+        if self.server.queued_since.is_none() {
+            self.server.queued_since = Some(Instant::now());
+        }
+        true
     }
 
     fn is_idle(&self) -> bool {
