@@ -300,6 +300,90 @@ async fn distinct_subjects_per_window_raise_an_alert() {
     assert_eq!(evidence["distinct_subjects"], 101);
 }
 
+/// ZCARD of a distinct-subject window in Redis (0 when absent).
+async fn redis_count(url: &str, key: &str) -> (u64, bool) {
+    let client = redis::Client::open(url).expect("redis url");
+    let mut c = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection");
+    let n: u64 = redis::cmd("ZCARD")
+        .arg(key)
+        .query_async(&mut c)
+        .await
+        .unwrap_or(0);
+    let alerted: bool = redis::cmd("EXISTS")
+        .arg(format!("{key}:alerted"))
+        .query_async(&mut c)
+        .await
+        .unwrap_or(false);
+    (n, alerted)
+}
+
+/// Waits until the window `key` holds `n` subjects (the count is added off
+/// the relay, after the statement's answer).
+async fn wait_for_count(url: &str, key: &str, n: u64, alerted: bool) {
+    for _ in 0..200 {
+        if redis_count(url, key).await == (n, alerted) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!(
+        "{key} never reached {n} (alerted {alerted}): {:?}",
+        redis_count(url, key).await
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distinct_subjects_add_up_across_replicas_through_redis() {
+    let Some(redis) = common::redis::RedisServer::start() else {
+        eprintln!("redis-server not installed: skipping the shared distinct-subject test");
+        return;
+    };
+    let pg = pg();
+    hr(&pg).await;
+    let policy = policy_dir(&policy_text());
+    let url = redis.url();
+    let with_redis = |c: &mut pgwarden::config::Config| {
+        c.budget.store = pgwarden::config::BudgetStore::Redis;
+        c.budget.redis_url = Some(url.clone());
+    };
+    let a = Guarded::start(DB, policy.path(), with_redis).await;
+    let b = Guarded::start(DB, policy.path(), with_redis).await;
+    let key = "pgwarden:budget:distinct:hr_analyst:analyst-distinct";
+    // 60 through one replica, then 41..120 through the other: 120 distinct.
+    let on_a = a.login("hr_analyst").await;
+    on_a.simple_query("SELECT id FROM hr.employees WHERE id <= 60")
+        .await
+        .expect("select");
+    wait_for_count(&url, key, 60, false).await;
+    let on_b = b.login("hr_analyst").await;
+    on_b.query(
+        "SELECT id FROM hr.employees WHERE id > 40 AND id <= 120",
+        &[],
+    )
+    .await
+    .expect("select");
+    // Kept exact up to the threshold + 1.
+    wait_for_count(&url, key, 101, true).await;
+    drop((on_a, on_b));
+    let alerts = |records: &[Value]| -> Vec<Value> {
+        records
+            .iter()
+            .filter(|r| r["pgwarden"]["alert"]["rule"] == "analyst-distinct")
+            .cloned()
+            .collect()
+    };
+    assert!(alerts(&a.records().await).is_empty());
+    let on_b = alerts(&b.records().await);
+    assert_eq!(on_b.len(), 1, "{on_b:#?}");
+    assert_eq!(
+        on_b[0]["pgwarden"]["alert"]["evidence"]["distinct_subjects"],
+        101
+    );
+}
+
 #[test]
 fn subjects_are_validated_with_file_and_line() {
     let bad = "[subjects]\n\"hr.employees\" = \"id\"\n\"hr.*\" = \"id\"\n";

@@ -87,6 +87,42 @@ impl Budgets {
         }
     }
 
+    /// Adds subjects `user` saw under `limit` to a window shared by every
+    /// replica: `None` for the memory store, whose sessions count in this
+    /// process ([`distinct::DistinctWindows`]).
+    pub async fn add_distinct(
+        &self,
+        user: &str,
+        limit: &str,
+        members: &[String],
+        window: Duration,
+        threshold: u64,
+        now: SystemTime,
+    ) -> Option<Result<distinct::DistinctCount, BudgetError>> {
+        let Self::Redis(r) = self else {
+            return None;
+        };
+        let now_ms = match now.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+            Err(_) => return Some(Err(BudgetError::ClockBeforeEpoch)),
+        };
+        Some(
+            r.add_distinct(
+                &format!("{user}:{limit}"),
+                members,
+                window,
+                threshold,
+                now_ms,
+            )
+            .await,
+        )
+    }
+
+    /// Whether counts are shared with other replicas (Redis).
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Self::Redis(_))
+    }
+
     /// The total within the last `window` without adding.
     pub async fn total(
         &self,

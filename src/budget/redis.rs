@@ -9,6 +9,7 @@
 //! clocks (a skew of S shifts their windows by S). Totals are summed as Lua
 //! numbers, exact up to 2^53.
 
+use super::distinct::DistinctCount;
 use super::window::{Position, SLOTS};
 use super::BudgetError;
 use crate::config::BudgetConfig;
@@ -22,6 +23,8 @@ use std::time::Duration;
 pub struct RedisBudgets {
     manager: ConnectionManager,
     script: Arc<Script>,
+    /// Adds to a distinct-subject window (distinct.lua).
+    distinct: Arc<Script>,
     timeout: Duration,
     prefix: Arc<str>,
 }
@@ -57,6 +60,7 @@ impl RedisBudgets {
         Ok(Self {
             manager,
             script: Arc::new(Script::new(include_str!("add.lua"))),
+            distinct: Arc::new(Script::new(include_str!("distinct.lua"))),
             timeout,
             prefix: config.key_prefix.as_str().into(),
         })
@@ -81,5 +85,37 @@ impl RedisBudgets {
             .await
             .map_err(|_| BudgetError::Timeout(self.timeout))??;
         u64::try_from(total).map_err(|_| BudgetError::BadReply(total))
+    }
+
+    /// Adds `members` seen at `now_ms` to the distinct-subject window
+    /// `key`; the count (exact up to `threshold + 1`) and whether this call
+    /// took it past `threshold` (once, until it drops back or a window passes).
+    pub(crate) async fn add_distinct(
+        &self,
+        key: &str,
+        members: &[String],
+        window: Duration,
+        threshold: u64,
+        now_ms: u64,
+    ) -> Result<DistinctCount, BudgetError> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conn = self.manager.clone();
+        let mut call = self.distinct.prepare_invoke();
+        call.key(format!("{}distinct:{key}", self.prefix))
+            .key(format!("{}distinct:{key}:alerted", self.prefix))
+            .arg(now_ms)
+            .arg(window_ms)
+            .arg(threshold);
+        for m in members {
+            call.arg(m);
+        }
+        let (count, crossed): (i64, i64) =
+            tokio::time::timeout(self.timeout, call.invoke_async(&mut conn))
+                .await
+                .map_err(|_| BudgetError::Timeout(self.timeout))??;
+        Ok(DistinctCount {
+            count: u64::try_from(count).map_err(|_| BudgetError::BadReply(count))?,
+            crossed: crossed == 1,
+        })
     }
 }

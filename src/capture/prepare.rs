@@ -176,9 +176,13 @@ impl Preparer {
         if !targets.is_empty() {
             let owned = text.to_owned();
             let t2 = targets.clone();
-            // Each statement on its own first, so one that cannot be
-            // rewritten does not stop the others.
             let result = crate::analyse::parse::on_parser_thread(move || {
+                // All at once (one parse), the usual case; if that fails,
+                // each on its own, so one that cannot be rewritten does not
+                // stop the others.
+                if let Ok(done) = rewrite::rewrite(&owned, &t2) {
+                    return (Some(Ok(done)), Vec::new());
+                }
                 let mut ok = Vec::new();
                 let mut failed = Vec::new();
                 for t in t2 {

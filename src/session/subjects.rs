@@ -12,6 +12,7 @@ use crate::audit::keyset::{Key, KeySet, DEFAULT_CAP};
 use crate::audit::{SessionContext, SubjectSeen};
 use crate::budget::distinct::SubjectId;
 use crate::context::Context;
+use crate::policy::compiled::Limit;
 use crate::policy::subjects::SubjectKey;
 use crate::policy::Policy;
 use crate::protocol::frontend::bind;
@@ -227,7 +228,11 @@ fn decode(cell: &[u8], binary: bool) -> Option<Key<'_>> {
 /// The statement `p` ended: its subjects for the record. Writes without
 /// rows still name the subject's columns they changed; a result with no
 /// rows saw nobody. Keys count toward `distinct_subjects_per_window`.
-pub fn finish(ctx: &Context, session: &SessionContext, p: &mut Pending) -> Vec<SubjectSeen> {
+pub fn finish(
+    ctx: &Arc<Context>,
+    session: &Arc<SessionContext>,
+    p: &mut Pending,
+) -> Vec<SubjectSeen> {
     let Some(policy) = ctx.policy.current() else {
         return Vec::new();
     };
@@ -254,9 +259,9 @@ pub fn finish(ctx: &Context, session: &SessionContext, p: &mut Pending) -> Vec<S
 /// Adds the keys seen to the user's windows of the statement's
 /// `distinct_subjects_per_window` limits; alerts when one is passed.
 fn count_windows(
-    ctx: &Context,
+    ctx: &Arc<Context>,
     policy: &Policy,
-    session: &SessionContext,
+    session: &Arc<SessionContext>,
     p: &Pending,
     seen: &[SubjectSeen],
 ) {
@@ -278,6 +283,46 @@ fn count_windows(
         else {
             continue;
         };
+        if ctx.budgets.is_shared() {
+            // Shared by replicas: counted in the store, off the relay.
+            let members: Vec<String> = keys
+                .ints()
+                .map(|i| format!("{}:{i}", k.subject))
+                .chain(keys.texts().map(|t| format!("{}:{t}", k.subject)))
+                .collect();
+            let (ctx, session, limit, table, subject) = (
+                ctx.clone(),
+                session.clone(),
+                limit.clone(),
+                table.clone(),
+                k.subject.clone(),
+            );
+            tokio::spawn(async move {
+                let added = ctx
+                    .budgets
+                    .add_distinct(
+                        &session.user,
+                        &limit.name,
+                        &members,
+                        limit.window,
+                        threshold,
+                        SystemTime::now(),
+                    )
+                    .await;
+                match added {
+                    Some(Ok(c)) if c.crossed => {
+                        distinct_alert(&ctx, &session, &limit, &table, &subject, c.count)
+                    }
+                    Some(Err(e)) => tracing::warn!(
+                        error = %e,
+                        limit = %limit.name,
+                        "budget store unavailable; distinct subjects not counted"
+                    ),
+                    _ => {}
+                }
+            });
+            continue;
+        }
         let ids = keys
             .ints()
             .map(SubjectId::Int)
@@ -292,27 +337,39 @@ fn count_windows(
             Instant::now(),
         );
         if c.crossed {
-            ctx.raise_alert(Alert {
-                kind: "bulk_extraction".into(),
-                rule: limit.name.to_string(),
-                severity: Severity::Warning,
-                user: session.user.to_string(),
-                session_id: Some(session.session_id),
-                client_addr: Some(session.client_addr),
-                evidence: serde_json::json!({
-                    "table": table,
-                    "subject": &*k.subject,
-                    "distinct_subjects": c.count,
-                    "threshold": threshold,
-                    "measure": "distinct_subjects_per_window",
-                    "window": humantime::format_duration(limit.window).to_string(),
-                    "effective_role": session.effective_user.as_deref().unwrap_or(&session.user),
-                }),
-                action: Action::Alerted,
-                timestamp: SystemTime::now(),
-            });
+            distinct_alert(ctx, session, limit, table, &k.subject, c.count);
         }
     }
+}
+
+/// Alerts that a user has seen more distinct subjects than `limit` allows.
+fn distinct_alert(
+    ctx: &Context,
+    session: &SessionContext,
+    limit: &Limit,
+    table: &str,
+    subject: &str,
+    count: u64,
+) {
+    ctx.raise_alert(Alert {
+        kind: "bulk_extraction".into(),
+        rule: limit.name.to_string(),
+        severity: Severity::Warning,
+        user: session.user.to_string(),
+        session_id: Some(session.session_id),
+        client_addr: Some(session.client_addr),
+        evidence: serde_json::json!({
+            "table": table,
+            "subject": subject,
+            "distinct_subjects": count,
+            "threshold": limit.distinct_subjects_per_window,
+            "measure": "distinct_subjects_per_window",
+            "window": humantime::format_duration(limit.window).to_string(),
+            "effective_role": session.effective_user.as_deref().unwrap_or(&session.user),
+        }),
+        action: Action::Alerted,
+        timestamp: SystemTime::now(),
+    });
 }
 
 #[cfg(test)]
