@@ -123,6 +123,21 @@ impl Budgets {
         matches!(self, Self::Redis(_))
     }
 
+    /// Like [`Self::add`] for the memory store, which answers at once;
+    /// `None` for Redis (call `add` from a task).
+    pub fn add_in_process(
+        &self,
+        key: &str,
+        amount: u64,
+        window: Duration,
+        now: SystemTime,
+    ) -> Option<Result<u64, BudgetError>> {
+        let Self::Memory(m) = self else {
+            return None;
+        };
+        Some(Position::new(window, now).map(|p| m.add(key, amount, p, now)))
+    }
+
     /// The total within the last `window` without adding.
     pub async fn total(
         &self,

@@ -76,6 +76,9 @@ impl Limiter {
     }
 
     fn used(&self, limit: &Limit) -> u64 {
+        if limit.block_rows_per_window.is_none() && limit.alert_rows_per_window.is_none() {
+            return 0;
+        }
         let w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         w.get(&window_key(&self.user, limit))
             .map_or(0, |u| u.known + u.pending)
@@ -114,8 +117,16 @@ impl Limiter {
             return RowStep::Pass;
         };
         let rows = p.carry + p.rows;
-        for (limit, table) in &v.decision.limits {
-            let in_window = self.used(limit) + rows;
+        if p.window_base.len() != v.decision.limits.len() {
+            p.window_base = v
+                .decision
+                .limits
+                .iter()
+                .map(|(l, _)| self.used(l))
+                .collect();
+        }
+        for (i, (limit, table)) in v.decision.limits.iter().enumerate() {
+            let in_window = p.window_base.get(i).copied().unwrap_or(0) + rows;
             if limit.alert_rows.is_some_and(|a| rows == a + 1) {
                 raise(
                     ctx,
@@ -233,6 +244,12 @@ impl Limiter {
                 let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
                 w.entry(key.clone()).or_default().pending += rows;
             }
+            let now = SystemTime::now();
+            // The memory store answers at once: no task per statement.
+            if let Some(result) = ctx.budgets.add_in_process(&key, rows, limit.window, now) {
+                settle(&self.windows, key, rows, result, ctx, session, limit, table);
+                continue;
+            }
             let (ctx, session, limit, table, windows) = (
                 ctx.clone(),
                 session.clone(),
@@ -241,43 +258,56 @@ impl Limiter {
                 self.windows.clone(),
             );
             tokio::spawn(async move {
-                let result = ctx
-                    .budgets
-                    .add(&key, rows, limit.window, SystemTime::now())
-                    .await;
-                let mut w = windows.lock().unwrap_or_else(|e| e.into_inner());
-                let u = w.entry(key).or_default();
-                u.pending = u.pending.saturating_sub(rows);
-                match result {
-                    Ok(total) => {
-                        let before = u.known;
-                        u.known = total;
-                        drop(w);
-                        // Crossed by rows counted elsewhere (other sessions
-                        // or replicas) since the last read: alert once.
-                        if let Some(a) = limit.alert_rows_per_window {
-                            if before <= a && total > a && total - rows <= a {
-                                raise(
-                                    &ctx,
-                                    &session,
-                                    &limit,
-                                    &table,
-                                    "rows_per_window",
-                                    total,
-                                    Some(a),
-                                    Action::Alerted,
-                                    Severity::Warning,
-                                );
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        // Keep counting locally; the store is retried next time.
-                        u.known += rows;
-                        tracing::warn!(error = %e, "budget store unavailable; counting locally");
-                    }
-                }
+                let result = ctx.budgets.add(&key, rows, limit.window, now).await;
+                settle(&windows, key, rows, result, &ctx, &session, &limit, &table);
             });
+        }
+    }
+}
+
+/// Takes a window's new total from the store (or, when it failed, counts
+/// locally) and alerts when rows counted elsewhere crossed a threshold.
+#[allow(clippy::too_many_arguments)]
+fn settle(
+    windows: &Mutex<HashMap<String, WindowUse>>,
+    key: String,
+    rows: u64,
+    result: Result<u64, crate::budget::BudgetError>,
+    ctx: &Context,
+    session: &SessionContext,
+    limit: &Limit,
+    table: &str,
+) {
+    let mut w = windows.lock().unwrap_or_else(|e| e.into_inner());
+    let u = w.entry(key).or_default();
+    u.pending = u.pending.saturating_sub(rows);
+    match result {
+        Ok(total) => {
+            let before = u.known;
+            u.known = total;
+            drop(w);
+            // Crossed by rows counted elsewhere (other sessions or
+            // replicas) since the last read: alert once.
+            if let Some(a) = limit.alert_rows_per_window {
+                if before <= a && total > a && total - rows <= a {
+                    raise(
+                        ctx,
+                        session,
+                        limit,
+                        table,
+                        "rows_per_window",
+                        total,
+                        Some(a),
+                        Action::Alerted,
+                        Severity::Warning,
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            // Keep counting locally; the store is retried next time.
+            u.known += rows;
+            tracing::warn!(error = %e, "budget store unavailable; counting locally");
         }
     }
 }

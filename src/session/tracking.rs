@@ -45,6 +45,9 @@ pub struct Pending {
     pub origin: Option<String>,
     /// Rows earlier fetches from the same origin returned.
     pub carry: u64,
+    /// Per limit, the user's window total when its first row arrived (read
+    /// once per statement, not per row).
+    pub window_base: Vec<u64>,
     /// Change capture, when the statement writes captured columns.
     pub capture: Option<crate::capture::Capture>,
     /// Extraction flags raised before it ran.
@@ -120,6 +123,7 @@ impl Tracker {
             described: Vec::new(),
             blocked: None,
             limit_alerted: false,
+            window_base: Vec::new(),
             subjects: Default::default(),
             origin: None,
             carry: 0,
@@ -363,6 +367,7 @@ impl Tracker {
                     described: Vec::new(),
                     blocked: None,
                     limit_alerted: false,
+                    window_base: Vec::new(),
                     subjects: Default::default(),
                     origin: None,
                     carry: 0,
