@@ -245,6 +245,13 @@ async fn extraction_is_flagged_before_statements_run() {
         chunks += 1;
     }
     assert!(chunks > 0);
+    // `LIMIT $1`: the count arrives with Bind (binary int8 here).
+    let limited = a
+        .prepare("SELECT id FROM hr.employees LIMIT $1")
+        .await
+        .unwrap();
+    assert_eq!(a.query(&limited, &[&10i64]).await.unwrap().len(), 10);
+    a.query(&limited, &[&1_000_000i64]).await.unwrap();
     drop(a);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let records = g.records().await;
@@ -258,8 +265,20 @@ async fn extraction_is_flagged_before_statements_run() {
     for (sql, flag) in suspicious {
         assert_eq!(flags(statement(&records, sql)), [flag], "{sql}");
     }
+    let bound: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["db"]["query"]["text"] == "SELECT id FROM hr.employees LIMIT $1")
+        // Not the simple-protocol LIMIT 5 / LIMIT 1000000 above, which
+        // normalize to the same text.
+        .filter(|r| r["pgwarden"]["full_text"].is_null())
+        .collect();
+    assert_eq!(
+        bound.iter().map(|r| flags(r)).collect::<Vec<_>>(),
+        [vec![], vec!["large_limit"]],
+        "LIMIT $1 records: {bound:#?}"
+    );
     let alerts = alerts_of(&records, "extraction_suspected");
-    assert_eq!(alerts.len(), 4, "{alerts:#?}");
+    assert_eq!(alerts.len(), 5, "{alerts:#?}");
     let by_flag = |f: &str| {
         alerts
             .iter()

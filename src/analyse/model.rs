@@ -167,6 +167,10 @@ pub struct ShapeCount {
     /// a literal: texts sharing a cached analysis differ there.
     #[serde(skip)]
     pub literal: Option<u32>,
+    /// The parameter (`$n`, 1-based) that holds it: the count arrives with
+    /// Bind, and `value` is 0 until then.
+    #[serde(skip)]
+    pub param: Option<u16>,
 }
 
 /// What a statement looks like to an extraction check, from its parse

@@ -171,11 +171,26 @@ fn limit_count(n: &pb::Node, input: &ShapeInput<'_>) -> Option<ShapeCount> {
             Some(ShapeCount {
                 value,
                 literal: literal_ordinal(input, |start| start == at),
+                param: None,
             })
         }
-        // `LIMIT $1`: the value arrives with Bind, not checked here.
+        // `LIMIT $1` (or `$1::int8`): the value arrives with Bind.
+        NodeEnum::ParamRef(p) => param_count(p),
+        NodeEnum::TypeCast(c) => match c.arg.as_deref()?.node.as_ref()? {
+            NodeEnum::ParamRef(p) => param_count(p),
+            _ => None,
+        },
         _ => None,
     }
+}
+
+/// A count held by parameter `$n`, known at Bind.
+fn param_count(p: &pb::ParamRef) -> Option<ShapeCount> {
+    Some(ShapeCount {
+        value: 0,
+        literal: None,
+        param: Some(u16::try_from(p.number).ok().filter(|&n| n > 0)?),
+    })
 }
 
 /// FETCH [FORWARD | BACKWARD] n | ALL: how many rows it asks for
@@ -192,6 +207,7 @@ fn fetch_count(f: &pb::FetchStmt, input: &ShapeInput<'_>) -> Option<ShapeCount> 
         return Some(ShapeCount {
             value: u64::MAX,
             literal: None,
+            param: None,
         });
     }
     let value = f.how_many.unsigned_abs();
@@ -201,6 +217,7 @@ fn fetch_count(f: &pb::FetchStmt, input: &ShapeInput<'_>) -> Option<ShapeCount> 
     Some(ShapeCount {
         value,
         literal: literal_ordinal(input, |start| start >= a && start < b),
+        param: None,
     })
 }
 
@@ -245,7 +262,7 @@ impl Shape {
                         .and_then(|&(a, b)| sql.get(a..b))
                         .and_then(parse_count)
                         .unwrap_or(c.value),
-                    literal: c.literal,
+                    ..c
                 },
                 None => c,
             })
@@ -256,6 +273,30 @@ impl Shape {
             ..self.clone()
         };
         (out != *self).then_some(out)
+    }
+
+    /// This shape with a parameter's LIMIT count read from a Bind message
+    /// (`bind` is its body); `None` when there is none or it is unreadable.
+    pub fn with_bound_limit(&self, bind: &[u8]) -> Option<Shape> {
+        let c = self.limit?;
+        let n = c.param?;
+        let (value, binary) = crate::protocol::frontend::bind::param(bind, usize::from(n) - 1)?;
+        let value = match (value?, binary) {
+            (v, false) => parse_count(std::str::from_utf8(v).ok()?)?,
+            (v, true) => {
+                let signed = match v.len() {
+                    8 => i64::from_be_bytes(v.try_into().ok()?),
+                    4 => i64::from(i32::from_be_bytes(v.try_into().ok()?)),
+                    2 => i64::from(i16::from_be_bytes(v.try_into().ok()?)),
+                    _ => return None,
+                };
+                u64::try_from(signed).ok()?
+            }
+        };
+        Some(Shape {
+            limit: Some(ShapeCount { value, ..c }),
+            ..self.clone()
+        })
     }
 }
 
@@ -273,11 +314,36 @@ mod tests {
     }
 
     #[test]
+    fn parameter_counts_are_read_from_bind() {
+        let shape = Shape {
+            limit: Some(ShapeCount {
+                value: 0,
+                literal: None,
+                param: Some(2),
+            }),
+            ..Shape::default()
+        };
+        // Bind: portal "", statement "s", no formats (text), two params.
+        let mut body = b"\0s\0".to_vec();
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body.extend_from_slice(&2i16.to_be_bytes());
+        body.extend_from_slice(&(-1i32).to_be_bytes());
+        body.extend_from_slice(&7i32.to_be_bytes());
+        body.extend_from_slice(b"5000000");
+        body.extend_from_slice(&0i16.to_be_bytes());
+        let bound = shape.with_bound_limit(&body).expect("read");
+        assert_eq!(bound.limit.map(|c| c.value), Some(5_000_000));
+        // Truncated: nothing read, no panic.
+        assert!(shape.with_bound_limit(&body[..body.len() - 5]).is_none());
+    }
+
+    #[test]
     fn literal_counts_are_reread_from_the_text() {
         let shape = Shape {
             limit: Some(ShapeCount {
                 value: 5,
                 literal: Some(1),
+                param: None,
             }),
             ..Shape::default()
         };

@@ -530,6 +530,14 @@ impl Observer {
                     self.tracker.bind(bind.portal, None);
                     return Ok(FrontStep::Forward);
                 };
+                // `LIMIT $n`: the count is known now.
+                let a = match a.shape.with_bound_limit(frame.body()) {
+                    Some(shape) => Arc::new(Analysis {
+                        shape,
+                        ..(*a).clone()
+                    }),
+                    None => a,
+                };
                 self.limiter.reset(&format!("portal:{}", bind.portal));
                 // The role may have changed since Parse: decide again.
                 let verdict = self.verdict(&a);

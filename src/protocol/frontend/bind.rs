@@ -42,6 +42,34 @@ impl<'a> Bind<'a> {
     }
 }
 
+/// Parameter `index` (0-based) of a Bind body: its value (`None` = NULL)
+/// and whether it is sent in binary; `None` when absent or malformed.
+pub fn param(body: &[u8], index: usize) -> Option<(Option<&[u8]>, bool)> {
+    let mut r = Reader::new(body, "Bind");
+    r.string().ok()?;
+    r.string().ok()?;
+    let n = count(&mut r).ok()?;
+    let mut formats = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        formats.push(r.i16().ok()?);
+    }
+    let params = count(&mut r).ok()?;
+    if index >= params {
+        return None;
+    }
+    for i in 0..params {
+        let len = r.i32().ok()?;
+        let value = match usize::try_from(len) {
+            Ok(len) => Some(r.bytes(len).ok()?),
+            Err(_) => None,
+        };
+        if i == index {
+            return Some((value, is_binary(&formats, i)));
+        }
+    }
+    None
+}
+
 fn count(r: &mut Reader<'_>) -> Result<usize, ProtocolError> {
     let n = r.i16()?;
     usize::try_from(n).map_err(|_| ProtocolError::Malformed("Bind"))
