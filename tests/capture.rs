@@ -363,3 +363,69 @@ async fn concurrent_writers_with_rollbacks_chain_exactly() {
     let want: Vec<f64> = (0..52).map(|i| start + f64::from(i)).collect();
     assert_eq!(olds, want);
 }
+
+#[tokio::test]
+async fn upserts_record_inserted_and_updated_rows_with_old_values() {
+    let (g, _d) = guarded().await;
+    let c = g.login("payroll").await;
+    let su = common::superuser(&pg(), DB).await;
+    let old: f64 = su
+        .query_one(
+            "SELECT amount::float8 FROM hr.salaries WHERE employee_id = 5 ORDER BY effective_from DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let since: String = su
+        .query_one(
+            "SELECT max(effective_from)::text FROM hr.salaries WHERE employee_id = 5",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // One row updated (the current salary), one inserted; parameters.
+    let n = c
+        .execute(
+            "INSERT INTO hr.salaries (employee_id, effective_from, amount) \
+             VALUES ($1, $2::text::date, 90000), ($1, '2031-01-01', 91000) \
+             ON CONFLICT (employee_id, effective_from) DO UPDATE SET amount = EXCLUDED.amount",
+            &[&5i32, &since],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+    // A conflict target the pre-image cannot follow: updated, old unknown.
+    c.batch_execute(
+        "INSERT INTO hr.salaries (employee_id, effective_from, amount) \
+         SELECT 5, '2031-01-01'::date, 92000 \
+         ON CONFLICT (employee_id, effective_from) DO UPDATE SET amount = EXCLUDED.amount",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    let records = g.records().await;
+    let ch = changes(&records);
+    assert_eq!(ch.len(), 2, "{ch:#?}");
+    let x = &ch[0]["pgwarden"]["changes"];
+    assert_eq!(x["operation"], "insert_or_update", "{x}");
+    assert_eq!(x["transaction"], "committed");
+    assert!(x["old_values"].is_null(), "{x}");
+    let rows = x["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{x}");
+    assert_eq!(rows[0]["action"], "updated");
+    assert_eq!(rows[0]["key"], serde_json::json!(["5", since]));
+    assert!(rows[0]["old"]["amount"].is_string(), "{x}");
+    assert_eq!(amount(&rows[0]["old"]["amount"]), old);
+    assert_eq!(amount(&rows[0]["new"]["amount"]), 90000.0);
+    assert_eq!(rows[1]["action"], "inserted");
+    assert!(rows[1].get("old").is_none(), "{x}");
+    assert_eq!(amount(&rows[1]["new"]["amount"]), 91000.0);
+    let y = &ch[1]["pgwarden"]["changes"];
+    assert!(y["old_values"].is_string(), "{y}");
+    let row = &y["rows"][0];
+    assert_eq!(row["action"], "updated", "{y}");
+    assert!(row["old"].is_null(), "{y}");
+    assert_eq!(amount(&row["new"]["amount"]), 92000.0);
+}

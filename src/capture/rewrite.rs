@@ -28,10 +28,13 @@ const PRE: &str = "pgwarden_pre";
 /// What a rewritten statement changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
-    /// INSERT (`upsert`: with ON CONFLICT DO UPDATE).
-    Insert {
-        /// Rows may have been updated instead of inserted.
-        upsert: bool,
+    /// INSERT.
+    Insert,
+    /// INSERT ... ON CONFLICT DO UPDATE: each row says whether it was
+    /// inserted or updated.
+    Upsert {
+        /// Updated rows carry their old values (a pre-image was taken).
+        old_values: bool,
     },
     /// UPDATE.
     Update,
@@ -43,8 +46,8 @@ impl Op {
     /// The operation's name in the audit record.
     pub fn name(self) -> &'static str {
         match self {
-            Op::Insert { upsert: false } => "insert",
-            Op::Insert { upsert: true } => "insert_or_update",
+            Op::Insert => "insert",
+            Op::Upsert { .. } => "insert_or_update",
             Op::Update => "update",
             Op::Delete => "delete",
         }
@@ -283,13 +286,231 @@ fn insert(
         .as_ref()
         .is_some_and(|c| c.action == pb::OnConflictAction::OnconflictUpdate as i32);
     let client = has_returning(&s.returning_clause);
-    returning(
-        toks,
+    let keys = qualified(&r, &t.key);
+    let news = qualified(&r, &t.columns);
+    if !upsert {
+        returning(toks, client, json(&keys, &news), edits);
+        return Ok((Op::Insert, client));
+    }
+    // Updated rows' old values come from a locked pre-image of the rows
+    // the VALUES list conflicts with; `xmax` tells updated from inserted.
+    let pre = upsert_pre_image(s, t, rel, &r);
+    let old = match &pre {
+        Some(select) => {
+            let insert_kw = toks
+                .last_before(Token::Insert, usize::try_from(rel.location).unwrap_or(0))
+                .ok_or(CaptureError::Position)?;
+            let cte = format!("{PRE} AS MATERIALIZED ({select})");
+            edits.push(Edit {
+                at: insert_kw.0,
+                text: match s.with_clause {
+                    Some(_) => format!(", {cte} "),
+                    None => format!("WITH {cte} "),
+                },
+            });
+            // A CTE runs when first read, and the RETURNING list reads it
+            // only after the row was updated (then FOR UPDATE skips it).
+            // The DO UPDATE's WHERE is checked after the conflicting row
+            // is locked and before it is updated: reading the pre-image
+            // there, with an always-true test, takes it in time.
+            upsert_guard(toks, s, edits)?;
+            let olds: Vec<String> = (0..t.columns.len())
+                .map(|i| format!("{PRE}.pgwarden_o{i}::pg_catalog.text"))
+                .collect();
+            format!(
+                "(SELECT pg_catalog.json_build_array({}) FROM {PRE} WHERE {})",
+                olds.join(", "),
+                key_join(&r, &t.key)
+            )
+        }
+        None => "NULL".into(),
+    };
+    let mut all = json(&keys, &news);
+    let close = ")::pg_catalog.text";
+    all.truncate(all.len() - close.len());
+    all.push_str(&format!(
+        ", {old}, ({r}.xmax::pg_catalog.text <> '0'){close}"
+    ));
+    returning(toks, client, all, edits);
+    Ok((
+        Op::Upsert {
+            old_values: pre.is_some(),
+        },
         client,
-        json(&qualified(&r, &t.key), &qualified(&r, &t.columns)),
-        edits,
-    );
-    Ok((Op::Insert { upsert }, client))
+    ))
+}
+
+/// Adds `(SELECT count(*) FROM pgwarden_pre) >= 0` to the DO UPDATE's
+/// WHERE (or as its WHERE), so the pre-image is read at the first conflict.
+fn upsert_guard(
+    toks: &Tokens,
+    s: &pb::InsertStmt,
+    edits: &mut Vec<Edit>,
+) -> Result<(), CaptureError> {
+    let guard = format!("(SELECT pg_catalog.count(*) FROM {PRE}) >= 0");
+    let c = s
+        .on_conflict_clause
+        .as_ref()
+        .ok_or(CaptureError::Position)?;
+    let last_set = c
+        .target_list
+        .last()
+        .and_then(location)
+        .ok_or(CaptureError::Position)?;
+    let clause_end = toks
+        .first(Token::Returning, last_set)
+        .map_or(toks.end(), |k| k.0);
+    let end = toks.end_before(clause_end);
+    match c.where_clause {
+        Some(_) => {
+            let w = toks
+                .first(Token::Where, last_set)
+                .ok_or(CaptureError::Position)?;
+            edits.push(Edit {
+                at: toks.start_after(w.1),
+                text: "(".into(),
+            });
+            edits.push(Edit {
+                at: end,
+                text: format!(") AND {guard}"),
+            });
+        }
+        None => edits.push(Edit {
+            at: end,
+            text: format!(" WHERE {guard}"),
+        }),
+    }
+    Ok(())
+}
+
+/// `target.key = pgwarden_pre.pgwarden_k<i>` for every key column.
+fn key_join(r: &str, key: &[String]) -> String {
+    key.iter()
+        .enumerate()
+        .map(|(i, k)| format!("{r}.{} = {PRE}.pgwarden_k{i}", ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ")
+}
+
+/// The pre-image of the rows an upsert's VALUES list will conflict with:
+/// only when the conflict target is the primary key, the column list names
+/// it, and each key value is a constant or a parameter (anything else
+/// could differ when evaluated twice); `None` otherwise.
+fn upsert_pre_image(s: &pb::InsertStmt, t: &Target, rel: &pb::RangeVar, r: &str) -> Option<String> {
+    let infer = s.on_conflict_clause.as_ref()?.infer.as_ref()?;
+    if !infer.conname.is_empty() || t.key.is_empty() {
+        return None;
+    }
+    let conflict: Vec<&str> = infer
+        .index_elems
+        .iter()
+        .map(|n| match n.node.as_ref() {
+            Some(NodeEnum::IndexElem(e)) if e.expr.is_none() => Some(e.name.as_str()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    if conflict.len() != t.key.len() || !t.key.iter().all(|k| conflict.contains(&k.as_str())) {
+        return None;
+    }
+    let cols: Vec<&str> = s
+        .cols
+        .iter()
+        .map(|n| match n.node.as_ref() {
+            Some(NodeEnum::ResTarget(c)) if c.indirection.is_empty() => Some(c.name.as_str()),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let at: Vec<usize> = t
+        .key
+        .iter()
+        .map(|k| cols.iter().position(|c| c == k))
+        .collect::<Option<_>>()?;
+    let Some(NodeEnum::SelectStmt(select)) = s.select_stmt.as_ref()?.node.as_ref() else {
+        return None;
+    };
+    if select.values_lists.is_empty() {
+        return None;
+    }
+    let mut tuples = Vec::with_capacity(select.values_lists.len());
+    for row in &select.values_lists {
+        let Some(NodeEnum::List(l)) = row.node.as_ref() else {
+            return None;
+        };
+        let vals: Vec<String> = at
+            .iter()
+            .map(|&i| constant(l.items.get(i)?))
+            .collect::<Option<_>>()?;
+        tuples.push(format!("({})", vals.join(", ")));
+    }
+    let mut table = String::new();
+    if !rel.schemaname.is_empty() {
+        table.push_str(&ident(&rel.schemaname));
+        table.push('.');
+    }
+    table.push_str(&ident(&rel.relname));
+    if let Some(a) = &rel.alias {
+        table.push_str(" AS ");
+        table.push_str(&ident(&a.aliasname));
+    }
+    let keys: Vec<String> = t
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{r}.{} AS pgwarden_k{i}", ident(k)))
+        .collect();
+    let olds: Vec<String> = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{r}.{} AS pgwarden_o{i}", ident(c)))
+        .collect();
+    Some(format!(
+        "SELECT {} FROM {table} WHERE ({}) IN ({}) FOR UPDATE OF {r}",
+        keys.into_iter().chain(olds).collect::<Vec<_>>().join(", "),
+        qualified(r, &t.key).join(", "),
+        tuples.join(", ")
+    ))
+}
+
+/// A constant or parameter as SQL text; `None` for anything that could
+/// evaluate differently a second time. Casts are kept: the pre-image comes
+/// first in the text, so it is where a parameter's type is inferred.
+fn constant(n: &pb::Node) -> Option<String> {
+    match n.node.as_ref()? {
+        NodeEnum::ParamRef(p) => Some(format!("${}", p.number)),
+        NodeEnum::TypeCast(c) => {
+            let t = c.type_name.as_ref()?;
+            if !t.typmods.is_empty() || !t.array_bounds.is_empty() || t.setof || t.pct_type {
+                return None;
+            }
+            let names: Vec<String> = t
+                .names
+                .iter()
+                .map(|n| match n.node.as_ref() {
+                    Some(NodeEnum::String(s)) => Some(ident(&s.sval)),
+                    _ => None,
+                })
+                .collect::<Option<_>>()?;
+            Some(format!(
+                "{}::{}",
+                constant(c.arg.as_deref()?)?,
+                names.join(".")
+            ))
+        }
+        NodeEnum::AConst(c) if c.isnull => Some("NULL".into()),
+        NodeEnum::AConst(c) => match c.val.as_ref()? {
+            pb::a_const::Val::Ival(i) => Some(i.ival.to_string()),
+            pb::a_const::Val::Fval(f) => Some(f.fval.clone()),
+            pb::a_const::Val::Boolval(b) => Some(b.boolval.to_string()),
+            // An escape string, whatever standard_conforming_strings says.
+            pb::a_const::Val::Sval(s) => Some(format!(
+                "E'{}'",
+                s.sval.replace('\\', "\\\\").replace('\'', "''")
+            )),
+            pb::a_const::Val::Bsval(_) => None,
+        },
+        _ => None,
+    }
 }
 
 fn delete(
@@ -430,13 +651,7 @@ fn update(
         },
     });
     // Join the target to its pre-image on the key.
-    let join = t
-        .key
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{r}.{} = {PRE}.pgwarden_k{i}", ident(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let join = key_join(&r, &t.key);
     let after_from = toks.end_before(where_kw.map_or(clause_end, |w| w.0));
     edits.push(Edit {
         at: after_from,
@@ -542,9 +757,43 @@ mod tests {
             &[target(1)],
         )
         .unwrap();
-        assert!(out.ends_with("RETURNING id, pg_catalog.json_build_array(pg_catalog.json_build_array(\"x\".\"id\"::pg_catalog.text), \"x\".\"amount\"::pg_catalog.text)::pg_catalog.text AS pgwarden_capture;"), "{out}");
-        assert_eq!(done[0].op, Op::Insert { upsert: true });
+        assert!(out.ends_with("RETURNING id, pg_catalog.json_build_array(pg_catalog.json_build_array(\"x\".\"id\"::pg_catalog.text), \"x\".\"amount\"::pg_catalog.text, NULL, (\"x\".xmax::pg_catalog.text <> '0'))::pg_catalog.text AS pgwarden_capture;"), "{out}");
+        // No column list: the key's place in VALUES is not known here.
+        assert_eq!(done[0].op, Op::Upsert { old_values: false });
         assert!(done[0].client_returning);
+    }
+
+    #[test]
+    fn upserts_of_constant_keys_take_a_pre_image() {
+        let out = one(
+            "INSERT INTO hr.salaries AS x (id, amount) VALUES ($1, 2), (-3, 4), ('it''s'::text, 5) \
+             ON CONFLICT (id) DO UPDATE SET amount = EXCLUDED.amount",
+        );
+        assert!(out.starts_with("WITH pgwarden_pre AS MATERIALIZED (SELECT \"x\".\"id\" AS pgwarden_k0, \"x\".\"amount\" AS pgwarden_o0 FROM \"hr\".\"salaries\" AS \"x\" WHERE (\"x\".\"id\") IN (($1), (-3), (E'it''s'::\"text\")) FOR UPDATE OF \"x\") INSERT INTO"), "{out}");
+        assert!(out.contains("SET amount = EXCLUDED.amount WHERE (SELECT pg_catalog.count(*) FROM pgwarden_pre) >= 0 RETURNING"), "{out}");
+        let with_where = one(
+            "INSERT INTO hr.salaries (id, amount) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET amount = 3 WHERE salaries.amount < 5 RETURNING id",
+        );
+        assert!(with_where.contains("SET amount = 3 WHERE (salaries.amount < 5) AND (SELECT pg_catalog.count(*) FROM pgwarden_pre) >= 0 RETURNING id, "), "{with_where}");
+        assert!(out.ends_with(", (SELECT pg_catalog.json_build_array(pgwarden_pre.pgwarden_o0::pg_catalog.text) FROM pgwarden_pre WHERE \"x\".\"id\" = pgwarden_pre.pgwarden_k0), (\"x\".xmax::pg_catalog.text <> '0'))::pg_catalog.text AS pgwarden_capture"), "{out}");
+        let (_, done) = rewrite(
+            "INSERT INTO hr.salaries (id, amount) VALUES (1, 2) ON CONFLICT (id) DO UPDATE SET amount = 3",
+            &[target(0)],
+        )
+        .unwrap();
+        assert_eq!(done[0].op, Op::Upsert { old_values: true });
+        // A key that could differ when evaluated twice, or a conflict target
+        // other than the key: new values and inserted/updated only.
+        for sql in [
+            "INSERT INTO hr.salaries (id, amount) VALUES (nextval('s'), 2) ON CONFLICT (id) DO UPDATE SET amount = 3",
+            "INSERT INTO hr.salaries (id, amount) VALUES (1, 2) ON CONFLICT (amount) DO UPDATE SET amount = 3",
+            "INSERT INTO hr.salaries (id, amount) SELECT 1, 2 ON CONFLICT (id) DO UPDATE SET amount = 3",
+            "INSERT INTO hr.salaries (id, amount) VALUES (1, 2) ON CONFLICT ON CONSTRAINT pk DO UPDATE SET amount = 3",
+        ] {
+            let (out, done) = rewrite(sql, &[target(0)]).unwrap();
+            assert_eq!(done[0].op, Op::Upsert { old_values: false }, "{sql}");
+            assert!(out.contains(", NULL, (\"salaries\".xmax"), "{out}");
+        }
     }
 
     #[test]

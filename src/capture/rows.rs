@@ -17,6 +17,8 @@ pub struct ChangeRow {
     pub old: Vec<Value>,
     /// New values (INSERT, UPDATE), one per captured column.
     pub new: Vec<Value>,
+    /// Upserts: whether the row was updated rather than inserted.
+    pub updated: Option<bool>,
 }
 
 /// The rows a statement changed, up to a cap.
@@ -54,6 +56,7 @@ fn decode(cell: &[u8], op: Op, width: usize) -> Option<ChangeRow> {
     let Value::Array(key) = items.remove(0) else {
         return None;
     };
+    let mut updated = None;
     let (old, new) = match op {
         Op::Update => {
             if items.len() != 2 * width {
@@ -68,10 +71,26 @@ fn decode(cell: &[u8], op: Op, width: usize) -> Option<ChangeRow> {
             (old, new)
         }
         Op::Delete if items.len() == width => (items, Vec::new()),
-        Op::Insert { .. } if items.len() == width => (Vec::new(), items),
+        Op::Insert if items.len() == width => (Vec::new(), items),
+        // New values, then the old ones (an array, or null where no
+        // pre-image row was taken) and whether the row was updated.
+        Op::Upsert { .. } if items.len() == width + 2 => {
+            let was_updated = items.pop()?.as_bool()?;
+            let old = match items.pop()? {
+                Value::Array(old) if was_updated && old.len() == width => old,
+                _ => Vec::new(),
+            };
+            updated = Some(was_updated);
+            (old, items)
+        }
         _ => return None,
     };
-    Some(ChangeRow { key, old, new })
+    Some(ChangeRow {
+        key,
+        old,
+        new,
+        updated,
+    })
 }
 
 /// A value as the audit record shows it: clear, or a keyed hash.
@@ -114,11 +133,25 @@ pub fn record(
     };
     v["status"] = json!("captured");
     v["operation"] = json!(op.name());
+    if op == (Op::Upsert { old_values: false }) {
+        v["old_values"] = json!(
+            "not read: updated rows' old values are captured when the conflict target is the \
+             primary key, the column list names it and the VALUES list gives it as constants \
+             or parameters"
+        );
+    }
     let rows: Vec<Value> = changes
         .rows
         .iter()
         .map(|r| {
             let mut o = json!({ "key": r.key });
+            if let Some(updated) = r.updated {
+                o["action"] = json!(if updated { "updated" } else { "inserted" });
+                if updated && r.old.is_empty() {
+                    // Updated, but its old values were not read.
+                    o["old"] = Value::Null;
+                }
+            }
             if !r.old.is_empty() {
                 o["old"] = named(w, &r.old, key);
             }
