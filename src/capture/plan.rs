@@ -82,7 +82,11 @@ impl Capture {
     /// The rewrite's operation, when rewritten (a captured COPY FROM
     /// inserts).
     pub fn op(&self) -> Option<Op> {
-        let copy = self.plan.copy.as_ref().map(|_| Op::Insert { upsert: false });
+        let copy = self
+            .plan
+            .copy
+            .as_ref()
+            .map(|_| Op::Insert { upsert: false });
         self.plan.rewritten.map(|r| r.op).or(copy)
     }
 

@@ -91,7 +91,9 @@ fn date(days: i32) -> Option<String> {
 /// PostgreSQL prints it.
 fn numeric(b: &[u8]) -> Option<String> {
     let word = |i: usize| -> Option<u16> {
-        Some(u16::from_be_bytes(b.get(2 * i..2 * i + 2)?.try_into().ok()?))
+        Some(u16::from_be_bytes(
+            b.get(2 * i..2 * i + 2)?.try_into().ok()?,
+        ))
     };
     let ndigits = usize::from(word(0)?);
     let weight = i64::from(word(1)? as i16);

@@ -158,7 +158,9 @@ pub fn layout(
     let key: Vec<Option<usize>> = key.iter().map(|k| field(k.as_str())).collect();
     let columns = columns
         .iter()
-        .map(|c| field(c.as_str()).ok_or_else(|| unsupported(format!("column {c} is not in the COPY"))))
+        .map(|c| {
+            field(c.as_str()).ok_or_else(|| unsupported(format!("column {c} is not in the COPY")))
+        })
         .collect::<Result<Vec<usize>, _>>()?;
     let mut wanted = vec![false; names.len()];
     for &f in key.iter().flatten().chain(&columns) {

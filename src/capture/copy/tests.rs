@@ -199,12 +199,12 @@ fn csv_custom_quote_escape_and_null() {
 fn malformed_rows_are_counted_and_reading_goes_on() {
     let l = salaries("COPY hr.salaries (employee_id, amount, effective_from) FROM STDIN CSV");
     // Too few fields, too many, then a good row, then an open quote.
-    let c = every_split(&l, b"1,2\n1,2,2024-01-01,4\n5,6,2024-01-01\n7,\"8,2024-01-01\n");
-    assert_eq!((c.total, c.malformed), (4, 3));
-    assert_eq!(
-        rows(&c),
-        vec![(json!(["5", "2024-01-01"]), json!(["6"]))]
+    let c = every_split(
+        &l,
+        b"1,2\n1,2,2024-01-01,4\n5,6,2024-01-01\n7,\"8,2024-01-01\n",
     );
+    assert_eq!((c.total, c.malformed), (4, 3));
+    assert_eq!(rows(&c), vec![(json!(["5", "2024-01-01"]), json!(["6"]))]);
     // A text escape cut off by the end.
     let l = salaries("COPY hr.salaries (employee_id, amount, effective_from) FROM STDIN");
     let c = read(&l, &[b"1\t2\t3\\"], 10);
@@ -292,7 +292,10 @@ fn binary_values_of_other_types_are_hex() {
         &table,
     )
     .unwrap();
-    let data = binary_stream(&[vec![Some(1i32.to_be_bytes().to_vec()), Some(vec![0, 1, 0xab])]]);
+    let data = binary_stream(&[vec![
+        Some(1i32.to_be_bytes().to_vec()),
+        Some(vec![0, 1, 0xab]),
+    ]]);
     let c = read(&l, &[&data], 10);
     assert_eq!(rows(&c), vec![(json!(["1"]), json!(["\\x0001ab"]))]);
     assert_eq!(c.hex_values, 1);
@@ -300,7 +303,9 @@ fn binary_values_of_other_types_are_hex() {
 
 #[test]
 fn malformed_binary_is_counted_never_a_panic() {
-    let l = salaries("COPY hr.salaries (employee_id, amount, effective_from) FROM STDIN (FORMAT binary)");
+    let l = salaries(
+        "COPY hr.salaries (employee_id, amount, effective_from) FROM STDIN (FORMAT binary)",
+    );
     let good = binary_stream(&[vec![
         Some(1i32.to_be_bytes().to_vec()),
         Some(numeric(0, 0, 0, &[5])),
@@ -331,7 +336,10 @@ fn malformed_binary_is_counted_never_a_panic() {
     neg[at..at + 4].copy_from_slice(&(-7i32).to_be_bytes());
     assert_eq!(read(&l, &[&neg], 10).malformed, 1);
     // Garbage in text and CSV too.
-    for sql in ["COPY hr.salaries FROM STDIN", "COPY hr.salaries FROM STDIN CSV"] {
+    for sql in [
+        "COPY hr.salaries FROM STDIN",
+        "COPY hr.salaries FROM STDIN CSV",
+    ] {
         let l = salaries(sql);
         let junk: Vec<u8> = (0..=255u8).cycle().take(2000).collect();
         let _ = read(&l, &[&junk], 10);
@@ -359,9 +367,14 @@ fn decoded_binary_values() {
 
 #[test]
 fn layouts_follow_the_statement() {
-    let l = salaries("COPY hr.salaries (amount, employee_id) FROM STDIN WITH CSV HEADER DELIMITER '|' NULL 'x'");
+    let l = salaries(
+        "COPY hr.salaries (amount, employee_id) FROM STDIN WITH CSV HEADER DELIMITER '|' NULL 'x'",
+    );
     assert_eq!(l.format, Format::Csv);
-    assert_eq!((l.delimiter, l.header, &l.null[..]), (b'|', true, &b"x"[..]));
+    assert_eq!(
+        (l.delimiter, l.header, &l.null[..]),
+        (b'|', true, &b"x"[..])
+    );
     assert_eq!(l.fields, 2);
     assert_eq!(l.key, vec![Some(1), None]);
     // bonus is not sent: not captured by this statement, so the plan
