@@ -3,7 +3,7 @@
 //! RETURNING it may not read would make its statement fail, so such writes
 //! run unchanged and their record says why), and the rewritten text.
 
-use super::copy::{layout, Layout};
+use super::copy::{layout, Columns, Layout};
 use super::plan::{Plan, Wanted};
 use super::rewrite::{self, Rewritten, Target};
 use crate::config::Config;
@@ -34,7 +34,7 @@ pub struct Request {
     pub oids: Vec<Option<u32>>,
     /// Per COPY FROM statement, the table's columns (name, type oid) in
     /// attnum order; `None` for any other statement.
-    pub copy_tables: Vec<Option<Vec<(String, u32)>>>,
+    pub copy_tables: Vec<Option<Columns>>,
 }
 
 /// The cache key of a prepared capture.
@@ -209,10 +209,10 @@ impl Preparer {
 async fn copy_layouts(
     text: &str,
     wanted: &[Option<Wanted>],
-    tables: &[Option<Vec<(String, u32)>>],
+    tables: &[Option<Columns>],
     reasons: &mut [Option<String>],
 ) -> Vec<Option<Arc<Layout>>> {
-    let jobs: Vec<(usize, Vec<String>, Vec<String>, Vec<(String, u32)>)> = wanted
+    let jobs: Vec<(usize, Vec<String>, Vec<String>, Columns)> = wanted
         .iter()
         .zip(tables)
         .enumerate()

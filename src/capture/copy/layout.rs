@@ -6,6 +6,9 @@ use crate::capture::CaptureError;
 use pg_query::protobuf as pb;
 use pg_query::NodeEnum;
 
+/// A table's columns (name, type oid) in attnum order.
+pub type Columns = Vec<(String, u32)>;
+
 /// The data format of a COPY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

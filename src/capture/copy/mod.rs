@@ -11,7 +11,7 @@ pub mod layout;
 pub mod row;
 pub mod text;
 
-pub use layout::{layout, Format, Layout};
+pub use layout::{layout, Columns, Format, Layout};
 
 use super::rows::Changes;
 use binary::BinaryParser;
