@@ -6,7 +6,8 @@
 mod common;
 
 use common::guarded::{policy_dir, Guarded};
-use common::{hr_database, pg, SUPERUSER};
+use common::raw::Raw;
+use common::{hr_database, pg, SUPERUSER, TRUST_USER};
 use serde_json::Value;
 use std::collections::HashMap;
 use tokio::sync::OnceCell;
@@ -42,7 +43,9 @@ async fn hr() {
                  END $$;
                  GRANT USAGE ON SCHEMA hr TO blind_clerk;
                  GRANT SELECT (employee_id, effective_from), UPDATE (amount)
-                   ON hr.salaries TO blind_clerk;",
+                   ON hr.salaries TO blind_clerk;
+                 GRANT USAGE ON SCHEMA hr TO trust_user;
+                 GRANT INSERT ON hr.salaries TO trust_user;",
             )
             .await
             .expect("blind clerk");
@@ -428,4 +431,210 @@ async fn upserts_record_inserted_and_updated_rows_with_old_values() {
     assert_eq!(row["action"], "updated", "{y}");
     assert!(row["old"].is_null(), "{y}");
     assert_eq!(amount(&row["new"]["amount"]), 92000.0);
+}
+
+/// `n` salary rows of COPY text data and what their capture records:
+/// (key, new amount, new bonus).
+fn copy_rows(n: usize, from: u32, csv: bool) -> (String, Vec<(Value, String, Option<String>)>) {
+    let mut data = String::new();
+    let mut want = Vec::new();
+    for i in 0..n {
+        let id = 20 + i % 10;
+        let day = format!("{from}-{:02}-{:02}", 1 + i / 28, 1 + i % 28);
+        let amount = format!("{}.{:02}", 1000 + i, i % 100);
+        let key = serde_json::json!([id.to_string(), day]);
+        if csv {
+            // Quoted fields, one with the delimiter quoted away, no bonus.
+            data.push_str(&format!("{id},\"{day}\",\"{amount}\"\n"));
+            want.push((key, amount, None));
+        } else {
+            // bonus is NOT NULL: always given.
+            let bonus = (i % 7).to_string();
+            data.push_str(&format!("{id}\t{amount}\t{bonus}\t{day}\n"));
+            want.push((key, amount, Some(bonus)));
+        }
+    }
+    (data, want)
+}
+
+fn assert_copy_rows(x: &Value, want: &[(Value, String, Option<String>)]) {
+    let rows = x["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), want.len(), "{x}");
+    assert_eq!(x["rows_total"].as_u64(), Some(want.len() as u64));
+    assert_eq!(x["rows_omitted"].as_u64(), Some(0));
+    assert!(x.get("rows_unreadable").is_none(), "{x}");
+    for (row, (key, amount, bonus)) in rows.iter().zip(want) {
+        assert_eq!(&row["key"], key);
+        assert!(row.get("old").is_none(), "{row}");
+        let mut new = serde_json::json!({ "amount": amount });
+        if let Some(b) = bonus {
+            new["bonus"] = Value::String(b.clone());
+        }
+        assert_eq!(row["new"], new, "{row}");
+    }
+}
+
+#[tokio::test]
+async fn copy_from_stdin_rows_are_captured_in_text_and_csv() {
+    use futures_util::SinkExt;
+    let (g, _d) = guarded().await;
+    let c = g.login("payroll").await;
+    // Text, committed; two CopyData messages (each over tokio-postgres'
+    // 4 KiB batching) split inside a row.
+    let (text, want_text) = copy_rows(250, 2041, false);
+    let cut = 4500;
+    assert!(!text[..cut].ends_with('\n'));
+    c.batch_execute("BEGIN").await.unwrap();
+    let sink = c
+        .copy_in("COPY hr.salaries (employee_id, amount, bonus, effective_from) FROM STDIN")
+        .await
+        .unwrap();
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from(text[..cut].to_owned()))
+        .await
+        .unwrap();
+    sink.send(bytes::Bytes::from(text[cut..].to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 250);
+    c.batch_execute("COMMIT").await.unwrap();
+    // CSV with a header, rolled back.
+    let (csv, want_csv) = copy_rows(30, 2042, true);
+    c.batch_execute("BEGIN").await.unwrap();
+    let sink = c
+        .copy_in(
+            "COPY hr.salaries (employee_id, effective_from, amount) FROM STDIN \
+             WITH (FORMAT csv, HEADER)",
+        )
+        .await
+        .unwrap();
+    futures_util::pin_mut!(sink);
+    let data = format!("employee_id,effective_from,amount\n{csv}");
+    sink.send(bytes::Bytes::from(data)).await.unwrap();
+    assert_eq!(sink.finish().await.unwrap(), 30);
+    c.batch_execute("ROLLBACK").await.unwrap();
+    drop(c);
+    let su = common::superuser(&pg(), DB).await;
+    let kept: i64 = su
+        .query_one(
+            "SELECT count(*) FROM hr.salaries WHERE effective_from BETWEEN '2041-01-01' AND '2042-12-31'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(kept, 250);
+    let records = g.records().await;
+    let ch = changes(&records);
+    assert_eq!(ch.len(), 2, "{ch:?}");
+    let x = &ch[0]["pgwarden"]["changes"];
+    assert_eq!(x["status"], "captured", "{x}");
+    assert_eq!(x["operation"], "insert");
+    assert_eq!(x["transaction"], "committed");
+    assert_eq!(x["table"], "hr.salaries");
+    assert_eq!(
+        x["key_columns"],
+        serde_json::json!(["employee_id", "effective_from"])
+    );
+    assert_eq!(x["columns"], serde_json::json!(["amount", "bonus"]));
+    assert_copy_rows(x, &want_text);
+    assert_eq!(ch[0]["pgwarden"]["rows_affected"].as_u64(), Some(250));
+    let x = &ch[1]["pgwarden"]["changes"];
+    assert_eq!(x["status"], "captured", "{x}");
+    assert_eq!(x["transaction"], "rolled_back");
+    assert_eq!(x["columns"], serde_json::json!(["amount"]));
+    assert_copy_rows(x, &want_csv);
+}
+
+#[tokio::test]
+async fn copy_from_a_server_file_is_unavailable_and_a_failed_copy_rolls_back() {
+    use futures_util::SinkExt;
+    let (g, _d) = guarded().await;
+    let su = common::connect(g.port, SUPERUSER.0, SUPERUSER.1, DB).await;
+    // The file does not exist: the statement fails, the record says why
+    // nothing was captured.
+    let e = su
+        .batch_execute("COPY hr.salaries (employee_id, amount, effective_from) FROM '/nonexistent/pgwarden.csv'")
+        .await;
+    assert!(e.is_err());
+    // A bad row: PostgreSQL rejects the COPY; the rows read before it are
+    // recorded as rolled back, the bad one as unreadable.
+    let sink = su
+        .copy_in("COPY hr.salaries (employee_id, amount, effective_from) FROM STDIN")
+        .await
+        .unwrap();
+    futures_util::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"24\t5.5\t2043-01-01\n24\t6\n"))
+        .await
+        .unwrap();
+    assert!(sink.finish().await.is_err());
+    drop(su);
+    let records = g.records().await;
+    let ch = changes(&records);
+    assert_eq!(ch.len(), 2, "{ch:?}");
+    let x = &ch[0]["pgwarden"]["changes"];
+    assert_eq!(x["status"], "unavailable", "{x}");
+    assert!(x["reason"].as_str().unwrap().contains("server file"), "{x}");
+    let x = &ch[1]["pgwarden"]["changes"];
+    assert_eq!(x["status"], "captured", "{x}");
+    assert_eq!(x["transaction"], "rolled_back");
+    assert_eq!(x["rows_total"].as_u64(), Some(2));
+    assert_eq!(x["rows_unreadable"].as_u64(), Some(1));
+    assert_eq!(
+        x["rows"],
+        serde_json::json!([{ "key": ["24", "2043-01-01"], "new": { "amount": "5.5" } }])
+    );
+}
+
+#[tokio::test]
+async fn binary_copy_over_the_simple_protocol() {
+    let (g, _d) = guarded().await;
+    let mut raw = Raw::login_trust(g.port, TRUST_USER, DB).await;
+    let mut q =
+        b"COPY hr.salaries (employee_id, amount, effective_from) FROM STDIN (FORMAT binary)"
+            .to_vec();
+    q.push(0);
+    raw.send_msg(b'Q', &q).await;
+    let m = raw.recv().await.expect("CopyInResponse");
+    assert_eq!(m.tag, b'G', "{:?}", m.sqlstate());
+    let mut data = b"PGCOPY\n\xff\r\n\0".to_vec();
+    data.extend_from_slice(&[0; 8]);
+    for (id, day) in [(25i32, 16_071i32), (26, 16_072)] {
+        data.extend_from_slice(&3i16.to_be_bytes());
+        data.extend_from_slice(&4i32.to_be_bytes());
+        data.extend_from_slice(&id.to_be_bytes());
+        // numeric 12.50: 2 digits, weight 0, positive, scale 2: 12 5000.
+        data.extend_from_slice(&12i32.to_be_bytes());
+        for w in [2u16, 0, 0, 2, 12, 5000] {
+            data.extend_from_slice(&w.to_be_bytes());
+        }
+        data.extend_from_slice(&4i32.to_be_bytes());
+        data.extend_from_slice(&day.to_be_bytes());
+    }
+    data.extend_from_slice(&(-1i16).to_be_bytes());
+    // Three CopyData messages, cut inside the header and inside a tuple.
+    for piece in [&data[..7], &data[7..40], &data[40..]] {
+        raw.send_msg(b'd', piece).await;
+    }
+    raw.send_msg(b'c', &[]).await;
+    let done = raw.recv().await.expect("CommandComplete");
+    assert_eq!(done.tag, b'C', "{:?}", done.field(b'M'));
+    assert_eq!(done.body, b"COPY 2\0");
+    raw.recv_until(b'Z').await.expect("ReadyForQuery");
+    raw.send_msg(b'X', &[]).await;
+    drop(raw);
+    let records = g.records().await;
+    let ch = changes(&records);
+    assert_eq!(ch.len(), 1, "{ch:?}");
+    let x = &ch[0]["pgwarden"]["changes"];
+    assert_eq!(x["status"], "captured", "{x}");
+    assert_eq!(x["transaction"], "committed");
+    assert!(x.get("note").is_none(), "{x}");
+    assert_eq!(
+        x["rows"],
+        serde_json::json!([
+            { "key": ["25", "2044-01-01"], "new": { "amount": "12.50" } },
+            { "key": ["26", "2044-01-02"], "new": { "amount": "12.50" } },
+        ])
+    );
 }

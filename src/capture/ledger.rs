@@ -187,6 +187,7 @@ mod tests {
             }),
             rewritten: None,
             reason: None,
+            copy: None,
         });
         l.hold(StatementRecord::new(session, a), Capture::new(plan));
     }

@@ -7,8 +7,11 @@
 //! result column is taken off every row before the client sees it
 //! (`rows.rs`); the statement's record waits until its transaction ends, so
 //! a rolled-back change is recorded as rolled back (`ledger.rs`).
+//! `COPY ... FROM STDIN` is not rewritten: its rows are read from the
+//! client's data as it is forwarded (`copy/`).
 //! `plan.rs` decides which statements are captured and how.
 
+pub mod copy;
 pub mod ledger;
 pub mod plan;
 pub mod prepare;
@@ -34,4 +37,7 @@ pub enum CaptureError {
     /// A clause boundary was not where the parser said.
     #[error("not captured: clause positions do not match the text")]
     Position,
+    /// A COPY whose rows pgwarden cannot read as PostgreSQL stores them.
+    #[error("not captured: {0}")]
+    Copy(String),
 }

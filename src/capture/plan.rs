@@ -2,6 +2,7 @@
 //! columns a statement changes, from its analysis, the policy's
 //! `[capture]` and the catalog.
 
+use super::copy::{CopyIn, Layout};
 use super::rewrite::{Op, Rewritten};
 use super::rows::Changes;
 use crate::analyse::{Analysis, RelationName, StatementKind};
@@ -35,6 +36,8 @@ pub struct Plan {
     pub rewritten: Option<Rewritten>,
     /// Why it is not, when it is not.
     pub reason: Option<String>,
+    /// A COPY FROM STDIN captured from its data: how the rows are laid out.
+    pub copy: Option<Arc<Layout>>,
 }
 
 /// Capture state of one running statement.
@@ -44,12 +47,15 @@ pub struct Capture {
     pub plan: Arc<Plan>,
     /// Rows seen so far.
     pub changes: Changes,
+    /// A COPY FROM STDIN's data being read.
+    pub copy: Option<CopyIn>,
 }
 
 impl Capture {
     /// The capture of a statement about to run under `plan`.
     pub fn new(plan: Arc<Plan>) -> Self {
         Self {
+            copy: plan.copy.clone().map(CopyIn::new),
             plan,
             changes: Changes::default(),
         }
@@ -73,9 +79,32 @@ impl Capture {
         self.plan.rewritten.is_some_and(|r| !r.client_returning)
     }
 
-    /// The rewrite's operation, when rewritten.
+    /// The rewrite's operation, when rewritten (a captured COPY FROM
+    /// inserts).
     pub fn op(&self) -> Option<Op> {
-        self.plan.rewritten.map(|r| r.op)
+        let copy = self.plan.copy.as_ref().map(|_| Op::Insert);
+        self.plan.rewritten.map(|r| r.op).or(copy)
+    }
+
+    /// PostgreSQL answered CopyInResponse: the client's data follows.
+    pub fn copy_started(&mut self) {
+        if let Some(c) = &mut self.copy {
+            c.start();
+        }
+    }
+
+    /// One CopyData message from the client.
+    pub fn copy_data(&mut self, bytes: &[u8]) {
+        if let Some(c) = &mut self.copy {
+            c.data(bytes, &mut self.changes, self.plan.wanted.max_rows);
+        }
+    }
+
+    /// CopyDone from the client.
+    pub fn copy_done(&mut self) {
+        if let Some(c) = &mut self.copy {
+            c.finish(&mut self.changes, self.plan.wanted.max_rows);
+        }
     }
 }
 
@@ -124,7 +153,16 @@ pub fn wanted(analysis: &Analysis, policy: &Policy, catalog: &Catalog) -> Option
         match analysis.kind {
             StatementKind::Insert | StatementKind::Update | StatementKind::Delete => None,
             StatementKind::Merge => Some("MERGE returns no rows before PostgreSQL 17".into()),
-            StatementKind::Copy => Some("COPY FROM rows are not captured".into()),
+            // The server reads the file or program: pgwarden sees no rows.
+            StatementKind::Copy
+                if analysis
+                    .opaque_calls
+                    .iter()
+                    .any(|o| o.function.starts_with("COPY")) =>
+            {
+                Some("COPY FROM a server file or program is not captured".into())
+            }
+            StatementKind::Copy => None,
             StatementKind::Truncate => Some("TRUNCATE removes rows without row images".into()),
             _ => Some("the write is inside another statement".into()),
         }

@@ -3,6 +3,7 @@
 //! RETURNING it may not read would make its statement fail, so such writes
 //! run unchanged and their record says why), and the rewritten text.
 
+use super::copy::{layout, Columns, Layout};
 use super::plan::{Plan, Wanted};
 use super::rewrite::{self, Rewritten, Target};
 use crate::config::Config;
@@ -32,6 +33,9 @@ pub struct Request {
     pub wanted: Vec<Option<Wanted>>,
     /// Per statement, the written table's oid.
     pub oids: Vec<Option<u32>>,
+    /// Per COPY FROM statement, the table's columns (name, type oid) in
+    /// attnum order; `None` for any other statement.
+    pub copy_tables: Vec<Option<Columns>>,
 }
 
 /// The cache key of a prepared capture.
@@ -98,14 +102,19 @@ impl Preparer {
             text,
             wanted,
             oids,
+            copy_tables,
         } = req;
         let (role, text) = (role.as_str(), text.as_str());
         let mut reasons: Vec<Option<String>> = wanted
             .iter()
             .map(|w| w.as_ref().and_then(|w| w.unavailable.clone()))
             .collect();
+        let is_copy = |i: usize| copy_tables.get(i).is_some_and(Option::is_some);
+        let copy_layouts = copy_layouts(text, &wanted, &copy_tables, &mut reasons).await;
+        // A COPY's values come from the client's own data: nothing is read
+        // back, so no privilege is needed and nothing is rewritten.
         let mut checks: Vec<usize> = (0..wanted.len())
-            .filter(|&i| wanted[i].is_some() && reasons[i].is_none())
+            .filter(|&i| wanted[i].is_some() && reasons[i].is_none() && !is_copy(i))
             .collect();
         let refused = |role: &str| {
             Some(format!(
@@ -164,7 +173,7 @@ impl Preparer {
         let targets: Vec<Target> = (0..wanted.len())
             .filter_map(|i| {
                 let w = wanted[i].as_ref()?;
-                reasons[i].is_none().then(|| Target {
+                (reasons[i].is_none() && !is_copy(i)).then(|| Target {
                     index: i,
                     key: w.key.clone(),
                     columns: w.columns.clone(),
@@ -232,6 +241,7 @@ impl Preparer {
                     wanted: Arc::new(w?),
                     rewritten: rewritten[i],
                     reason: reasons[i].take(),
+                    copy: copy_layouts.get(i).cloned().flatten(),
                 }))
             })
             .collect();
@@ -242,6 +252,65 @@ impl Preparer {
         self.cache.insert(key, prepared.clone());
         prepared
     }
+}
+
+/// Per statement, the layout of a captured COPY FROM STDIN; a COPY whose
+/// layout cannot be read gets its reason instead.
+async fn copy_layouts(
+    text: &str,
+    wanted: &[Option<Wanted>],
+    tables: &[Option<Columns>],
+    reasons: &mut [Option<String>],
+) -> Vec<Option<Arc<Layout>>> {
+    let jobs: Vec<(usize, Vec<String>, Vec<String>, Columns)> = wanted
+        .iter()
+        .zip(tables)
+        .enumerate()
+        .filter(|(i, _)| reasons.get(*i).is_some_and(Option::is_none))
+        .filter_map(|(i, (w, t))| {
+            let (w, t) = (w.as_ref()?, t.as_ref()?);
+            Some((i, w.key.clone(), w.columns.clone(), t.clone()))
+        })
+        .collect();
+    let mut out = vec![None; wanted.len()];
+    if jobs.is_empty() {
+        return out;
+    }
+    let owned = text.to_owned();
+    let done = crate::analyse::parse::on_parser_thread(move || {
+        jobs.into_iter()
+            .map(|(i, key, columns, table)| (i, layout(&owned, i, &key, &columns, &table)))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    match done {
+        Ok(done) => {
+            for (i, l) in done {
+                match l {
+                    Ok(l) => {
+                        if let Some(slot) = out.get_mut(i) {
+                            *slot = Some(Arc::new(l));
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(r) = reasons.get_mut(i) {
+                            *r = Some(e.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        Err(e) => {
+            for (i, t) in tables.iter().enumerate() {
+                if t.is_some() {
+                    if let Some(r) = reasons.get_mut(i) {
+                        r.get_or_insert_with(|| format!("not captured: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whether `role` may SELECT every one of `columns` of relation `oid`.

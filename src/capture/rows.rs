@@ -30,6 +30,8 @@ pub struct Changes {
     pub total: u64,
     /// Rows whose capture value could not be read.
     pub malformed: u64,
+    /// Binary COPY values recorded as the hex of their bytes.
+    pub hex_values: u64,
 }
 
 impl Changes {
@@ -165,6 +167,11 @@ pub fn record(
     v["rows_omitted"] = json!(changes.total - changes.rows.len() as u64);
     if changes.malformed > 0 {
         v["rows_unreadable"] = json!(changes.malformed);
+    }
+    if changes.hex_values > 0 {
+        v["note"] = json!(
+            "binary COPY values of types pgwarden does not decode are recorded as \\x and the hex of their binary form"
+        );
     }
     v["rows"] = Value::Array(rows);
     v

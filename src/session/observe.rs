@@ -282,12 +282,28 @@ impl Observer {
                     .map(|r| r.oid)
             })
             .collect();
+        // A COPY's rows are read from its data: in the table's column order.
+        let copy_tables = all
+            .iter()
+            .zip(&wanted)
+            .map(|(a, w)| {
+                let w = w.as_ref().filter(|_| a.kind == StatementKind::Copy)?;
+                let r = catalog.relation_in(&w.relation.schema, &w.relation.name)?;
+                Some(
+                    r.columns
+                        .iter()
+                        .map(|c| (c.name.clone(), c.type_oid))
+                        .collect(),
+                )
+            })
+            .collect();
         self.capture.request = Some(Request {
             key,
             role,
             text: text.to_owned(),
             wanted,
             oids,
+            copy_tables,
         });
         None
     }
@@ -313,6 +329,15 @@ impl Observer {
         if let Some(p) = self.tracker.last_mut() {
             p.capture = Some(crate::capture::Capture::new(plan));
         }
+    }
+
+    /// The capture of the head statement when it is a captured COPY FROM.
+    fn copying(&mut self) -> Option<&mut crate::capture::Capture> {
+        self.tracker
+            .head()?
+            .capture
+            .as_mut()
+            .filter(|c| c.copy.is_some())
     }
 
     /// Takes pgwarden's column off a DataRow of a captured statement;
@@ -619,6 +644,18 @@ impl Observer {
                 self.tracker.close(kind, name);
             }
             frontend::SYNC => self.tracker.end_group(),
+            // The data of the COPY FROM STDIN being answered: read, never
+            // changed.
+            frontend::COPY_DATA => {
+                if let Some(c) = self.copying() {
+                    c.copy_data(frame.body());
+                }
+            }
+            frontend::COPY_DONE => {
+                if let Some(c) = self.copying() {
+                    c.copy_done();
+                }
+            }
             frontend::FUNCTION_CALL => {
                 let oid = Reader::new(frame.body(), "FunctionCall").i32()?;
                 let a = Arc::new(placeholder(
@@ -681,6 +718,12 @@ impl Observer {
                 self.tracker.row(frame.raw().len());
                 if self.withheld_by_limit() {
                     return true;
+                }
+            }
+            // CopyInResponse: the client's CopyData is the head statement's.
+            b'G' => {
+                if let Some(c) = self.copying() {
+                    c.copy_started();
                 }
             }
             // CopyDone of a stopped COPY TO: the error replaces the end.
