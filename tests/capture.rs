@@ -368,6 +368,69 @@ async fn concurrent_writers_with_rollbacks_chain_exactly() {
 }
 
 #[tokio::test]
+async fn concurrent_upserts_with_rollbacks_chain_exactly() {
+    let (g, _d) = guarded().await;
+    let su = common::superuser(&pg(), DB).await;
+    su.execute(
+        "INSERT INTO hr.salaries (employee_id, effective_from, amount) VALUES (16, '2036-01-01', 100)",
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let c = g.login("payroll").await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                c.batch_execute("BEGIN").await.unwrap();
+                c.execute(
+                    "INSERT INTO hr.salaries (employee_id, effective_from, amount) \
+                     VALUES ($1, $2::text::date, 1) ON CONFLICT (employee_id, effective_from) \
+                     DO UPDATE SET amount = hr.salaries.amount + 1",
+                    &[&16i32, &"2036-01-01"],
+                )
+                .await
+                .unwrap();
+                let end = if i % 2 == 0 { "COMMIT" } else { "ROLLBACK" };
+                c.batch_execute(end).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let end: f64 = su
+        .query_one(
+            "SELECT amount::float8 FROM hr.salaries WHERE employee_id = 16 AND effective_from = '2036-01-01'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(end, 152.0);
+    let records = g.records().await;
+    let mut olds: Vec<f64> = Vec::new();
+    let mut rolled_back = 0;
+    for r in changes(&records) {
+        let x = &r["pgwarden"]["changes"];
+        let row = &x["rows"][0];
+        assert_eq!(row["action"], "updated", "{x}");
+        let (old, new) = (amount(&row["old"]["amount"]), amount(&row["new"]["amount"]));
+        assert_eq!(new, old + 1.0, "{row}");
+        match x["transaction"].as_str() {
+            Some("committed") => olds.push(old),
+            Some("rolled_back") => rolled_back += 1,
+            o => panic!("unexpected outcome {o:?}"),
+        }
+    }
+    assert_eq!(rolled_back, 48);
+    // The old value each committed upsert replaced: 100, 101, ... 151.
+    olds.sort_by(f64::total_cmp);
+    let want: Vec<f64> = (0..52).map(|i| 100.0 + f64::from(i)).collect();
+    assert_eq!(olds, want);
+}
+
+#[tokio::test]
 async fn upserts_record_inserted_and_updated_rows_with_old_values() {
     let (g, _d) = guarded().await;
     let c = g.login("payroll").await;
