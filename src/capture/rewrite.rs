@@ -383,6 +383,22 @@ fn upsert_guard(
     Ok(())
 }
 
+/// A pre-image's select list: the key as `pgwarden_k<i>`, the captured
+/// columns' old values as `pgwarden_o<i>`.
+fn pre_columns(r: &str, t: &Target) -> String {
+    let keys = t
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| format!("{r}.{} AS pgwarden_k{i}", ident(k)));
+    let olds = t
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{r}.{} AS pgwarden_o{i}", ident(c)));
+    keys.chain(olds).collect::<Vec<_>>().join(", ")
+}
+
 /// `target.key = pgwarden_pre.pgwarden_k<i>` for every key column.
 fn key_join(r: &str, key: &[String]) -> String {
     key.iter()
@@ -452,21 +468,9 @@ fn upsert_pre_image(s: &pb::InsertStmt, t: &Target, rel: &pb::RangeVar, r: &str)
         table.push_str(" AS ");
         table.push_str(&ident(&a.aliasname));
     }
-    let keys: Vec<String> = t
-        .key
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{r}.{} AS pgwarden_k{i}", ident(k)))
-        .collect();
-    let olds: Vec<String> = t
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{r}.{} AS pgwarden_o{i}", ident(c)))
-        .collect();
     Some(format!(
         "SELECT {} FROM {table} WHERE ({}) IN ({}) FOR UPDATE OF {r}",
-        keys.into_iter().chain(olds).collect::<Vec<_>>().join(", "),
+        pre_columns(r, t),
         qualified(r, &t.key).join(", "),
         tuples.join(", ")
     ))
@@ -616,19 +620,7 @@ fn update(
     // The pre-image: same target, FROM list and WHERE, locked.
     let target_text = piece(update_kw.1, set_kw.0)?;
     let mut pre = String::from("SELECT ");
-    let keys: Vec<String> = t
-        .key
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{r}.{} AS pgwarden_k{i}", ident(k)))
-        .collect();
-    let olds: Vec<String> = t
-        .columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| format!("{r}.{} AS pgwarden_o{i}", ident(c)))
-        .collect();
-    pre.push_str(&keys.into_iter().chain(olds).collect::<Vec<_>>().join(", "));
+    pre.push_str(&pre_columns(&r, t));
     pre.push_str(" FROM ");
     pre.push_str(target_text);
     if let Some(f) = from_kw {

@@ -60,7 +60,7 @@ fn jan1(days: i64) -> Option<i64> {
 
 /// Proleptic Gregorian (year, month, day) of days since 1970-01-01
 /// (Howard Hinnant's algorithm; astronomical years, 0 = 1 BC).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -8,6 +8,7 @@
 
 mod bucket;
 mod datetime;
+pub(crate) use datetime::civil_from_days;
 mod hash;
 mod key;
 mod method;

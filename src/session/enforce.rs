@@ -276,7 +276,7 @@ impl Enforcer {
             }
         }
         sql.push_str(&stand_in_sql(&token));
-        put_query(out, &sql);
+        super::capture::put_query(&sql, out);
     }
 
     /// The Parse to send instead of a refused one (same statement name).
@@ -307,7 +307,7 @@ impl Enforcer {
     /// an error and ReadyForQuery).
     pub fn refused_function_call(&mut self, refusal: &Refusal, out: &mut BytesMut) {
         let token = self.token(refusal);
-        put_query(out, &stand_in_sql(&token));
+        super::capture::put_query(&stand_in_sql(&token), out);
     }
 
     /// If `message` is the failure of one of this session's stand-ins,
@@ -359,12 +359,6 @@ fn put_message(out: &mut BytesMut, tag: u8, body: &[u8]) {
     out.put_u8(tag);
     out.put_i32(body.len() as i32 + 4);
     out.put_slice(body);
-}
-
-fn put_query(out: &mut BytesMut, sql: &str) {
-    let mut body = BytesMut::with_capacity(sql.len() + 1);
-    put_cstr(&mut body, sql);
-    put_message(out, b'Q', &body);
 }
 
 #[cfg(test)]

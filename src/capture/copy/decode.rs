@@ -72,16 +72,7 @@ fn hex(bytes: &[u8]) -> String {
 /// Days since 2000-01-01 as `YYYY-MM-DD` (years 1 to 9999 only: others
 /// show differently, with BC or infinity).
 fn date(days: i32) -> Option<String> {
-    // Howard Hinnant's civil_from_days, from 1970-01-01.
-    let z = i64::from(days) + 10_957 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::mask::civil_from_days(i64::from(days) + 10_957);
     (1..=9999)
         .contains(&y)
         .then(|| format!("{y:04}-{m:02}-{d:02}"))
