@@ -707,3 +707,263 @@ async fn binary_copy_over_the_simple_protocol() {
         ])
     );
 }
+
+/// A MERGE over salaries of `employee`: updates 1000 → 1100, deletes the
+/// 2000 row, leaves the 3000 row (no WHEN matches it), inserts 4000.
+fn merge_text(employee: i32, year: i32) -> String {
+    format!(
+        "MERGE INTO hr.salaries AS s \
+         USING (VALUES ({employee}, '{year}-01-01'::date, 1100), ({employee}, '{year}-02-01'::date, 0), \
+                       ({employee}, '{year}-03-01'::date, -1), ({employee}, '{year}-04-01'::date, 4000)) \
+               AS v (e, f, a) \
+         ON s.employee_id = v.e AND s.effective_from = v.f \
+         WHEN MATCHED AND v.a = 0 THEN DELETE \
+         WHEN MATCHED AND v.a > 0 THEN UPDATE SET amount = v.a \
+         WHEN NOT MATCHED AND v.a > 0 THEN INSERT (employee_id, effective_from, amount) \
+              VALUES (v.e, v.f, v.a)"
+    )
+}
+
+async fn merge_rows(su: &tokio_postgres::Client, employee: i32, year: i32) {
+    su.batch_execute(&format!(
+        "DELETE FROM hr.salaries WHERE employee_id = {employee} AND effective_from >= '{year}-01-01';
+         INSERT INTO hr.salaries (employee_id, effective_from, amount) VALUES
+           ({employee}, '{year}-01-01', 1000), ({employee}, '{year}-02-01', 2000),
+           ({employee}, '{year}-03-01', 3000);"
+    ))
+    .await
+    .unwrap();
+}
+
+/// The rows of a MERGE record by action: (key date, old amount, new amount).
+fn merge_actions(x: &Value) -> Vec<(String, String, Option<f64>, Option<f64>)> {
+    x["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap_or("?").to_owned(),
+                r["key"][1].as_str().unwrap_or("?").to_owned(),
+                r.get("old").map(|o| amount(&o["amount"])),
+                r.get("new").map(|n| amount(&n["amount"])),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn merge_records_updated_deleted_and_inserted_rows() {
+    let (g, _d) = guarded().await;
+    let su = common::superuser(&pg(), DB).await;
+    merge_rows(&su, 40, 2040).await;
+    merge_rows(&su, 41, 2041).await;
+    let c = g.login("payroll").await;
+    let msgs = c.simple_query(&merge_text(40, 2040)).await.unwrap();
+    // Exactly what PostgreSQL answers a MERGE: its CommandComplete.
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(
+        matches!(
+            msgs[0],
+            tokio_postgres::SimpleQueryMessage::CommandComplete(3)
+        ),
+        "{msgs:?}"
+    );
+    // Around other statements of one Query, and with pgwarden's setting
+    // gone once the transaction ends.
+    let msgs = c
+        .simple_query(&format!(
+            "SELECT 1 AS a; {}; SELECT pg_catalog.current_setting('pgwarden.merge', true) AS b",
+            merge_text(41, 2041)
+        ))
+        .await
+        .unwrap();
+    let rows: Vec<String> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(r.get(0).unwrap_or("").to_owned()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows, vec!["1".to_owned(), String::new()], "{msgs:?}");
+    let done: Vec<u64> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::CommandComplete(n) => Some(*n),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, vec![1, 3, 1], "{msgs:?}");
+    let left: Vec<(String, f64)> = su
+        .query(
+            "SELECT effective_from::text, amount::float8 FROM hr.salaries \
+             WHERE employee_id = 40 AND effective_from >= '2040-01-01' ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        left,
+        vec![
+            ("2040-01-01".to_owned(), 1100.0),
+            ("2040-03-01".to_owned(), 3000.0),
+            ("2040-04-01".to_owned(), 4000.0)
+        ]
+    );
+    drop(c);
+    let records = g.records().await;
+    let merges: Vec<&Value> = changes(&records)
+        .into_iter()
+        .filter(|r| r["pgwarden"]["changes"]["operation"] == "merge")
+        .collect();
+    assert_eq!(merges.len(), 2, "{merges:#?}");
+    for (m, year) in merges.iter().zip([2040, 2041]) {
+        let x = &m["pgwarden"]["changes"];
+        assert_eq!(x["status"], "captured", "{x}");
+        assert_eq!(x["transaction"], "committed", "{x}");
+        assert!(x.get("incomplete").is_none(), "{x}");
+        assert_eq!(x["rows_total"], 3, "{x}");
+        assert_eq!(
+            merge_actions(x),
+            vec![
+                (
+                    "updated".into(),
+                    format!("{year}-01-01"),
+                    Some(1000.0),
+                    Some(1100.0)
+                ),
+                (
+                    "deleted".into(),
+                    format!("{year}-02-01"),
+                    Some(2000.0),
+                    None
+                ),
+                (
+                    "inserted".into(),
+                    format!("{year}-04-01"),
+                    None,
+                    Some(4000.0)
+                ),
+            ],
+            "{x}"
+        );
+        assert_eq!(m["pgwarden"]["statement_kind"], "merge", "{m}");
+    }
+}
+
+#[tokio::test]
+async fn merge_in_savepoints_and_over_the_extended_protocol() {
+    let (g, _d) = guarded().await;
+    let su = common::superuser(&pg(), DB).await;
+    merge_rows(&su, 42, 2042).await;
+    let c = g.login("payroll").await;
+    // The first MERGE is undone by ROLLBACK TO; the second, in a
+    // subtransaction of its own, commits (its inserted row has the
+    // subtransaction's xid).
+    c.batch_execute(&format!(
+        "BEGIN; SAVEPOINT a; {m}; ROLLBACK TO a; SAVEPOINT b; {m}; RELEASE b; COMMIT",
+        m = merge_text(42, 2042)
+    ))
+    .await
+    .unwrap();
+    // Over the extended protocol it runs unchanged; the record says why.
+    merge_rows(&su, 43, 2043).await;
+    let n = c.execute(&merge_text(43, 2043), &[]).await.unwrap();
+    assert_eq!(n, 3);
+    drop(c);
+    let records = g.records().await;
+    let merges: Vec<&Value> = changes(&records)
+        .into_iter()
+        .filter(|r| r["pgwarden"]["statement_kind"] == "merge")
+        .collect();
+    assert_eq!(merges.len(), 3, "{merges:#?}");
+    let outcomes: Vec<&str> = merges[..2]
+        .iter()
+        .map(|m| {
+            m["pgwarden"]["changes"]["transaction"]
+                .as_str()
+                .unwrap_or("?")
+        })
+        .collect();
+    assert_eq!(outcomes, ["rolled_back", "committed"]);
+    for m in &merges[..2] {
+        let x = &m["pgwarden"]["changes"];
+        let actions: Vec<String> = merge_actions(x).into_iter().map(|a| a.0).collect();
+        assert_eq!(actions, ["updated", "deleted", "inserted"], "{x}");
+        assert!(x.get("incomplete").is_none(), "{x}");
+    }
+    let x = &merges[2]["pgwarden"]["changes"];
+    assert_eq!(x["status"], "unavailable", "{x}");
+    assert!(
+        x["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("simple queries"),
+        "{x}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_merges_with_rollbacks_chain_exactly() {
+    let (g, _d) = guarded().await;
+    let su = common::superuser(&pg(), DB).await;
+    su.batch_execute(
+        "DELETE FROM hr.salaries WHERE employee_id = 44 AND effective_from = '2044-01-01';
+         INSERT INTO hr.salaries (employee_id, effective_from, amount) VALUES (44, '2044-01-01', 100)",
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let c = g.login("payroll").await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let end = if i % 2 == 0 { "COMMIT" } else { "ROLLBACK" };
+                c.batch_execute(&format!(
+                    "BEGIN; MERGE INTO hr.salaries s USING (SELECT 44 AS e, '2044-01-01'::date AS f) v \
+                     ON s.employee_id = v.e AND s.effective_from = v.f \
+                     WHEN MATCHED THEN UPDATE SET amount = s.amount + 1; {end}"
+                ))
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let end: f64 = su
+        .query_one(
+            "SELECT amount::float8 FROM hr.salaries WHERE employee_id = 44 AND effective_from = '2044-01-01'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(end, 152.0);
+    let records = g.records().await;
+    let mut olds: Vec<f64> = Vec::new();
+    let mut rolled_back = 0;
+    for r in changes(&records) {
+        let x = &r["pgwarden"]["changes"];
+        assert_eq!(x["operation"], "merge", "{x}");
+        let rows = merge_actions(x);
+        assert_eq!(rows.len(), 1, "{x}");
+        let (action, _, old, new) = &rows[0];
+        assert_eq!(action, "updated");
+        let old = old.expect("old value");
+        assert_eq!(new.expect("new value"), old + 1.0);
+        match x["transaction"].as_str() {
+            Some("committed") => olds.push(old),
+            Some("rolled_back") => rolled_back += 1,
+            o => panic!("unexpected outcome {o:?}"),
+        }
+    }
+    assert_eq!(rolled_back, 48);
+    olds.sort_by(f64::total_cmp);
+    let want: Vec<f64> = (0..52).map(|i| 100.0 + f64::from(i)).collect();
+    assert_eq!(olds, want);
+}

@@ -181,6 +181,8 @@ mod tests {
                 relation: Default::default(),
                 key: Vec::new(),
                 columns: Vec::new(),
+                key_casts: Vec::new(),
+                merge: false,
                 hashed: Vec::new(),
                 unavailable: None,
                 max_rows: 1,

@@ -7,12 +7,15 @@
 //! result column is taken off every row before the client sees it
 //! (`rows.rs`); the statement's record waits until its transaction ends, so
 //! a rolled-back change is recorded as rolled back (`ledger.rs`).
+//! MERGE returns no rows on PostgreSQL 15: pgwarden reads a locked
+//! pre-image and a post-image around it (`merge.rs`).
 //! `COPY ... FROM STDIN` is not rewritten: its rows are read from the
 //! client's data as it is forwarded (`copy/`).
 //! `plan.rs` decides which statements are captured and how.
 
 pub mod copy;
 pub mod ledger;
+pub mod merge;
 pub mod plan;
 pub mod prepare;
 pub mod rewrite;

@@ -3,6 +3,7 @@
 //! `[capture]` and the catalog.
 
 use super::copy::{CopyIn, Layout};
+use super::merge::MergeRun;
 use super::rewrite::{Op, Rewritten};
 use super::rows::Changes;
 use crate::analyse::{Analysis, RelationName, StatementKind};
@@ -17,6 +18,11 @@ pub struct Wanted {
     pub relation: RelationName,
     /// Its primary key columns.
     pub key: Vec<String>,
+    /// Per key column, the cast that compares it with text, where it has
+    /// an index-friendly one (`None`: compared as text).
+    pub key_casts: Vec<Option<&'static str>>,
+    /// The statement is a MERGE (captured around it, simple protocol only).
+    pub merge: bool,
     /// Captured columns the statement changes.
     pub columns: Vec<String>,
     /// Per column: recorded as a keyed hash.
@@ -49,13 +55,17 @@ pub struct Capture {
     pub changes: Changes,
     /// A COPY FROM STDIN's data being read.
     pub copy: Option<CopyIn>,
+    /// A MERGE's images being read.
+    pub merge: Option<MergeRun>,
 }
 
 impl Capture {
     /// The capture of a statement about to run under `plan`.
     pub fn new(plan: Arc<Plan>) -> Self {
+        let merge = plan.rewritten.filter(|r| r.op == Op::Merge);
         Self {
             copy: plan.copy.clone().map(CopyIn::new),
+            merge: merge.map(|_| MergeRun::default()),
             plan,
             changes: Changes::default(),
         }
@@ -69,14 +79,17 @@ impl Capture {
         Self::new(Arc::new(p))
     }
 
-    /// Whether the last result column is pgwarden's.
+    /// Whether the last result column is pgwarden's (a MERGE's statement
+    /// is sent unchanged between pgwarden's own).
     pub fn strips(&self) -> bool {
-        self.plan.rewritten.is_some()
+        self.plan.rewritten.is_some_and(|r| r.op != Op::Merge)
     }
 
     /// Whether the client expects no rows at all (it had no RETURNING).
     pub fn hides_rows(&self) -> bool {
-        self.plan.rewritten.is_some_and(|r| !r.client_returning)
+        self.plan
+            .rewritten
+            .is_some_and(|r| !r.client_returning && r.op != Op::Merge)
     }
 
     /// The rewrite's operation, when rewritten (a captured COPY FROM
@@ -124,13 +137,17 @@ pub fn wanted(analysis: &Analysis, policy: &Policy, catalog: &Catalog) -> Option
         }
         let rel = catalog.relation_in(schema, table);
         let columns: Vec<String> = match (analysis.kind, rel) {
-            // A removed row loses every captured column.
-            (StatementKind::Delete | StatementKind::Truncate, Some(r)) => r
-                .columns
-                .iter()
-                .map(|c| c.name.clone())
-                .filter(|c| capture.covers(schema, table, c))
-                .collect(),
+            // A removed row loses every captured column (a MERGE with a
+            // DELETE action too).
+            (StatementKind::Delete | StatementKind::Truncate | StatementKind::Merge, Some(r))
+                if a.deletes_rows || analysis.kind != StatementKind::Merge =>
+            {
+                r.columns
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .filter(|c| capture.covers(schema, table, c))
+                    .collect()
+            }
             _ => a
                 .written
                 .iter()
@@ -151,8 +168,10 @@ pub fn wanted(analysis: &Analysis, policy: &Policy, catalog: &Catalog) -> Option
         Some("the statement writes captured columns of several tables".into())
     } else {
         match analysis.kind {
-            StatementKind::Insert | StatementKind::Update | StatementKind::Delete => None,
-            StatementKind::Merge => Some("MERGE returns no rows before PostgreSQL 17".into()),
+            StatementKind::Insert
+            | StatementKind::Update
+            | StatementKind::Delete
+            | StatementKind::Merge => None,
             // The server reads the file or program: pgwarden sees no rows.
             StatementKind::Copy
                 if analysis
@@ -173,17 +192,49 @@ pub fn wanted(analysis: &Analysis, policy: &Policy, catalog: &Catalog) -> Option
             Some("writes through a view are not captured".into())
         }
         Some(r) if r.row_security => Some("the table has row-level security".into()),
-        Some(r) if r.primary_key.is_empty() && analysis.kind == StatementKind::Update => {
+        Some(r)
+            if r.primary_key.is_empty()
+                && matches!(analysis.kind, StatementKind::Update | StatementKind::Merge) =>
+        {
             Some("the table has no primary key".into())
         }
         Some(_) => None,
     });
+    let key: Vec<String> = rel.map(|r| r.primary_key.clone()).unwrap_or_default();
+    let key_casts = key
+        .iter()
+        .map(|k| {
+            let c = rel?.columns.iter().find(|c| &c.name == k)?;
+            key_cast(c.type_oid)
+        })
+        .collect();
     Some(Wanted {
-        key: rel.map(|r| r.primary_key.clone()).unwrap_or_default(),
+        key_casts,
+        merge: analysis.kind == StatementKind::Merge,
+        key,
         relation,
         columns,
         hashed,
         unavailable,
         max_rows: capture.max_rows.max(1),
+    })
+}
+
+/// The cast back from text for key types whose comparison with the cast
+/// value can use the key's index; other types are compared as text.
+fn key_cast(type_oid: u32) -> Option<&'static str> {
+    Some(match type_oid {
+        16 => "pg_catalog.bool",
+        20 => "pg_catalog.int8",
+        21 => "pg_catalog.int2",
+        23 => "pg_catalog.int4",
+        25 | 1043 => "pg_catalog.text",
+        26 => "pg_catalog.oid",
+        1082 => "pg_catalog.date",
+        1114 => "pg_catalog.timestamp",
+        1184 => "pg_catalog.timestamptz",
+        1700 => "pg_catalog.numeric",
+        2950 => "pg_catalog.uuid",
+        _ => return None,
     })
 }

@@ -75,7 +75,9 @@ impl Default for Preparer {
 
 impl Preparer {
     /// The key of `text` run by `role` in `database` under a policy
-    /// generation and catalog version: a change of either is a new key.
+    /// generation and catalog version (a change of either is a new key),
+    /// in a Parse (`extended`) or a Query: a MERGE is captured in a Query
+    /// only.
     pub fn key(
         &self,
         text: &str,
@@ -83,10 +85,11 @@ impl Preparer {
         role: &str,
         generation: u64,
         version: u64,
+        extended: bool,
     ) -> Key {
         Key(self
             .hasher
-            .hash_one((text, database, role, generation, version)))
+            .hash_one((text, database, role, generation, version, extended)))
     }
 
     /// A prepared capture, if this key has one.
@@ -126,7 +129,7 @@ impl Preparer {
             let oid = oids[i]?;
             Some(
                 self.hasher
-                    .hash_one((database, role, oid, &w.key, &w.columns)),
+                    .hash_one((database, role, oid, &w.key, &w.columns, w.merge)),
             )
         };
         checks.retain(
@@ -148,7 +151,7 @@ impl Preparer {
                             continue;
                         };
                         let cols: Vec<String> = w.key.iter().chain(&w.columns).cloned().collect();
-                        reasons[i] = match readable(&client, role, oid, &cols).await {
+                        reasons[i] = match readable(&client, role, oid, &cols, w.merge).await {
                             Ok(may) => {
                                 if let Some(k) = privilege_key(i) {
                                     self.privileges.insert(k, may);
@@ -177,6 +180,7 @@ impl Preparer {
                     index: i,
                     key: w.key.clone(),
                     columns: w.columns.clone(),
+                    key_casts: w.key_casts.clone(),
                 })
             })
             .collect();
@@ -313,20 +317,29 @@ async fn copy_layouts(
     out
 }
 
-/// Whether `role` may SELECT every one of `columns` of relation `oid`.
+/// Whether `role` may SELECT every one of `columns` of relation `oid`;
+/// with `lock` (a MERGE's images read row versions and lock rows) also the
+/// whole table (system columns have no column privileges) and UPDATE on
+/// some column (`FOR UPDATE` needs it).
 async fn readable(
     client: &tokio_postgres::Client,
     role: &str,
     oid: u32,
     columns: &[String],
+    lock: bool,
 ) -> Result<bool, tokio_postgres::Error> {
     let row = client
         .query_one(
             "SELECT COALESCE(pg_catalog.bool_and(
                         pg_catalog.has_column_privilege($1::text::pg_catalog.name,
                             $2::text::pg_catalog.oid, c, 'SELECT')), true)
+                    AND (NOT $4::pg_catalog.bool OR (
+                        pg_catalog.has_table_privilege($1::text::pg_catalog.name,
+                            $2::text::pg_catalog.oid, 'SELECT')
+                        AND pg_catalog.has_any_column_privilege($1::text::pg_catalog.name,
+                            $2::text::pg_catalog.oid, 'UPDATE')))
              FROM pg_catalog.unnest($3::text[]) AS c",
-            &[&role, &oid.to_string(), &columns],
+            &[&role, &oid.to_string(), &columns, &lock],
         )
         .await?;
     row.try_get(0)

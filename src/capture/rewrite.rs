@@ -40,6 +40,8 @@ pub enum Op {
     Update,
     /// DELETE.
     Delete,
+    /// MERGE: each row says whether it was inserted, updated or deleted.
+    Merge,
 }
 
 impl Op {
@@ -50,6 +52,7 @@ impl Op {
             Op::Upsert { .. } => "insert_or_update",
             Op::Update => "update",
             Op::Delete => "delete",
+            Op::Merge => "merge",
         }
     }
 }
@@ -64,6 +67,9 @@ pub struct Target {
     pub key: Vec<String>,
     /// Captured columns.
     pub columns: Vec<String>,
+    /// Per key column, the cast that compares it with text (`None`: as
+    /// text).
+    pub key_casts: Vec<Option<&'static str>>,
 }
 
 /// One rewritten statement.
@@ -78,9 +84,9 @@ pub struct Rewritten {
 }
 
 /// A position in the text and what is inserted there.
-struct Edit {
-    at: usize,
-    text: String,
+pub(super) struct Edit {
+    pub(super) at: usize,
+    pub(super) text: String,
 }
 
 /// Rewrites the statements of `sql` named by `targets`; returns the new
@@ -112,7 +118,15 @@ pub fn rewrite(sql: &str, targets: &[Target]) -> Result<(String, Vec<Rewritten>)
             NodeEnum::InsertStmt(s) => insert(&toks, s, t, &mut edits)?,
             NodeEnum::DeleteStmt(s) => delete(&toks, s, t, &mut edits)?,
             NodeEnum::UpdateStmt(s) => update(sql, &toks, s, t, &mut edits)?,
-            _ => return Err(CaptureError::Unsupported("not INSERT, UPDATE or DELETE")),
+            NodeEnum::MergeStmt(s) => {
+                super::merge::rewrite(sql, start, &toks, s, t, &mut edits)?;
+                (Op::Merge, false)
+            }
+            _ => {
+                return Err(CaptureError::Unsupported(
+                    "not INSERT, UPDATE, DELETE or MERGE",
+                ))
+            }
         };
         done.push(Rewritten {
             index: t.index,
@@ -135,7 +149,7 @@ pub fn rewrite(sql: &str, targets: &[Target]) -> Result<(String, Vec<Rewritten>)
 }
 
 /// The tokens of one statement, with their parenthesis depth.
-struct Tokens {
+pub(super) struct Tokens {
     /// (start, end, token, depth) of code tokens (no comments).
     list: Vec<(usize, usize, i32, u32)>,
 }
@@ -170,12 +184,12 @@ impl Tokens {
     }
 
     /// End of the statement's last code token.
-    fn end(&self) -> usize {
+    pub(super) fn end(&self) -> usize {
         self.list.last().map_or(0, |t| t.1)
     }
 
     /// First top-level `token` starting at or after `from`.
-    fn first(&self, token: Token, from: usize) -> Option<(usize, usize)> {
+    pub(super) fn first(&self, token: Token, from: usize) -> Option<(usize, usize)> {
         self.list
             .iter()
             .find(|t| t.3 == 0 && t.0 >= from && t.2 == token as i32)
@@ -207,13 +221,28 @@ impl Tokens {
         None
     }
 
+    /// First top-level WHEN after `from` that does not belong to a CASE.
+    pub(super) fn first_when_outside_case(&self, from: usize) -> Option<(usize, usize)> {
+        let mut cases = 0u32;
+        for t in self.list.iter().filter(|t| t.3 == 0 && t.0 >= from) {
+            if t.2 == Token::Case as i32 {
+                cases += 1;
+            } else if t.2 == Token::EndP as i32 {
+                cases = cases.saturating_sub(1);
+            } else if t.2 == Token::When as i32 && cases == 0 {
+                return Some((t.0, t.1));
+            }
+        }
+        None
+    }
+
     /// Start of the first code token at or after `from`.
-    fn start_after(&self, from: usize) -> usize {
+    pub(super) fn start_after(&self, from: usize) -> usize {
         self.list.iter().find(|t| t.0 >= from).map_or(from, |t| t.0)
     }
 
     /// End of the last code token ending at or before `limit`.
-    fn end_before(&self, limit: usize) -> usize {
+    pub(super) fn end_before(&self, limit: usize) -> usize {
         self.list
             .iter()
             .rev()
@@ -223,19 +252,19 @@ impl Tokens {
 }
 
 /// A double-quoted identifier.
-fn ident(name: &str) -> String {
+pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// How the statement refers to its target: the alias, else the name.
-fn target_ref(rel: &pb::RangeVar) -> String {
+pub(super) fn target_ref(rel: &pb::RangeVar) -> String {
     match &rel.alias {
         Some(a) => ident(&a.aliasname),
         None => ident(&rel.relname),
     }
 }
 
-fn has_returning(r: &Option<pb::ReturningClause>) -> bool {
+pub(super) fn has_returning(r: &Option<pb::ReturningClause>) -> bool {
     r.as_ref().is_some_and(|r| !r.exprs.is_empty())
 }
 
@@ -385,7 +414,7 @@ fn upsert_guard(
 
 /// A pre-image's select list: the key as `pgwarden_k<i>`, the captured
 /// columns' old values as `pgwarden_o<i>`.
-fn pre_columns(r: &str, t: &Target) -> String {
+pub(super) fn pre_columns(r: &str, t: &Target) -> String {
     let keys = t
         .key
         .iter()
@@ -690,6 +719,7 @@ mod tests {
             index,
             key: vec!["id".into()],
             columns: vec!["amount".into()],
+            key_casts: vec![Some("pg_catalog.int4")],
         }
     }
 

@@ -17,8 +17,30 @@ pub struct ChangeRow {
     pub old: Vec<Value>,
     /// New values (INSERT, UPDATE), one per captured column.
     pub new: Vec<Value>,
-    /// Upserts: whether the row was updated rather than inserted.
-    pub updated: Option<bool>,
+    /// Upserts and MERGE: what happened to the row.
+    pub action: Option<Action>,
+}
+
+/// What an upsert or a MERGE did to one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// A new row.
+    Inserted,
+    /// An existing row changed.
+    Updated,
+    /// A row removed.
+    Deleted,
+}
+
+impl Action {
+    /// The name in the audit record.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Inserted => "inserted",
+            Action::Updated => "updated",
+            Action::Deleted => "deleted",
+        }
+    }
 }
 
 /// The rows a statement changed, up to a cap.
@@ -32,6 +54,8 @@ pub struct Changes {
     pub malformed: u64,
     /// Binary COPY values recorded as the hex of their bytes.
     pub hex_values: u64,
+    /// Why the rows may not be all the statement changed.
+    pub incomplete: Option<String>,
 }
 
 impl Changes {
@@ -46,6 +70,14 @@ impl Changes {
             None => self.malformed += 1,
         }
     }
+
+    /// Adds a row already decoded.
+    pub fn push(&mut self, row: ChangeRow, cap: usize) {
+        self.total += 1;
+        if self.rows.len() < cap {
+            self.rows.push(row);
+        }
+    }
 }
 
 fn decode(cell: &[u8], op: Op, width: usize) -> Option<ChangeRow> {
@@ -58,7 +90,7 @@ fn decode(cell: &[u8], op: Op, width: usize) -> Option<ChangeRow> {
     let Value::Array(key) = items.remove(0) else {
         return None;
     };
-    let mut updated = None;
+    let mut action = None;
     let (old, new) = match op {
         Op::Update => {
             if items.len() != 2 * width {
@@ -82,7 +114,11 @@ fn decode(cell: &[u8], op: Op, width: usize) -> Option<ChangeRow> {
                 Value::Array(old) if was_updated && old.len() == width => old,
                 _ => Vec::new(),
             };
-            updated = Some(was_updated);
+            action = Some(if was_updated {
+                Action::Updated
+            } else {
+                Action::Inserted
+            });
             (old, items)
         }
         _ => return None,
@@ -91,7 +127,7 @@ fn decode(cell: &[u8], op: Op, width: usize) -> Option<ChangeRow> {
         key,
         old,
         new,
-        updated,
+        action,
     })
 }
 
@@ -147,9 +183,9 @@ pub fn record(
         .iter()
         .map(|r| {
             let mut o = json!({ "key": r.key });
-            if let Some(updated) = r.updated {
-                o["action"] = json!(if updated { "updated" } else { "inserted" });
-                if updated && r.old.is_empty() {
+            if let Some(action) = r.action {
+                o["action"] = json!(action.name());
+                if action == Action::Updated && r.old.is_empty() {
                     // Updated, but its old values were not read.
                     o["old"] = Value::Null;
                 }
@@ -165,6 +201,9 @@ pub fn record(
         .collect();
     v["rows_total"] = json!(changes.total);
     v["rows_omitted"] = json!(changes.total - changes.rows.len() as u64);
+    if let Some(why) = &changes.incomplete {
+        v["incomplete"] = json!(why);
+    }
     if changes.malformed > 0 {
         v["rows_unreadable"] = json!(changes.malformed);
     }
@@ -333,6 +372,8 @@ mod tests {
             },
             key: vec!["id".into()],
             columns: vec!["ssn".into(), "phone".into()],
+            key_casts: Vec::new(),
+            merge: false,
             hashed: vec![true, false],
             unavailable: None,
             max_rows: 10,

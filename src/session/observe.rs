@@ -240,6 +240,7 @@ impl Observer {
         &mut self,
         text: &str,
         all: &[Arc<Analysis>],
+        extended: bool,
     ) -> Option<Option<Arc<crate::capture::Prepared>>> {
         let Some((policy, catalog)) = self.policy() else {
             return Some(None);
@@ -251,7 +252,18 @@ impl Observer {
             .iter()
             .map(|a| {
                 let a = self.tracker.resolve_reference(a.clone());
-                crate::capture::plan::wanted(&a, &policy, &catalog)
+                let mut w = crate::capture::plan::wanted(&a, &policy, &catalog)?;
+                if extended && w.merge {
+                    // Its images are statements of their own: a prepared
+                    // statement holds one.
+                    w.unavailable.get_or_insert_with(|| {
+                        "MERGE is captured in simple queries only: PostgreSQL 15 returns no \
+                         rows from MERGE, and the pre- and post-image pgwarden reads around it \
+                         cannot share its prepared statement"
+                            .into()
+                    });
+                }
+                Some(w)
             })
             .collect();
         if wanted.iter().all(Option::is_none) {
@@ -264,6 +276,7 @@ impl Observer {
             &role,
             policy.generation,
             catalog.version,
+            extended,
         );
         if let Some((k, p)) = self.capture.ready.take() {
             if k == key {
@@ -357,6 +370,52 @@ impl Observer {
             self.tracker.row(frame.raw().len());
             // The client's columns lead the row: the subject keys are there.
             super::subjects::on_row(&self.ctx, self.tracker.head(), frame.body());
+        }
+        Some(true)
+    }
+
+    /// The answers of pgwarden's pre- and post-image around a captured
+    /// MERGE are read and withheld; the MERGE's CommandComplete waits for
+    /// the post-image. `None`: not such an answer.
+    fn merge_step(&mut self, frame: Frame<'_>, out: &mut BytesMut) -> Option<bool> {
+        use crate::capture::merge::{first_cell, Phase};
+        let c = self.tracker.head()?.capture.as_mut()?;
+        let (width, cap) = (c.plan.wanted.columns.len(), c.plan.wanted.max_rows);
+        let run = c.merge.as_mut()?;
+        let tag = frame.tag();
+        match (run.phase, tag) {
+            (Phase::PreImage | Phase::PostImage, be::ROW_DESCRIPTION) => {}
+            (Phase::PreImage, be::DATA_ROW) => {
+                if !run.pre_image(first_cell(frame.body()).flatten(), width) {
+                    tracing::warn!("unreadable pre-image of a captured MERGE");
+                }
+            }
+            (Phase::PreImage, b'C') => run.phase = Phase::Merge,
+            (Phase::Merge, b'C') => {
+                let tag = Reader::new(frame.body(), "CommandComplete")
+                    .string()
+                    .unwrap_or_default();
+                run.merged(frame.raw(), tag);
+            }
+            (Phase::PostImage, be::DATA_ROW) => {
+                if !run.post_image(
+                    first_cell(frame.body()).flatten(),
+                    width,
+                    &mut c.changes,
+                    cap,
+                ) {
+                    c.changes.incomplete = Some("the post-image could not be read".into());
+                }
+            }
+            (Phase::PostImage, b'C') => {
+                run.phase = Phase::Done;
+                let held = run.take_complete()?;
+                // The MERGE's completion, now that its changes are known.
+                if !self.on_backend_message(Frame::new(&held), out) {
+                    out.extend_from_slice(&held);
+                }
+            }
+            _ => return None,
         }
         Some(true)
     }
@@ -467,7 +526,7 @@ impl Observer {
                 let Some(all) = self.analyses(text) else {
                     return Ok(FrontStep::NeedAnalysis(text.to_owned()));
                 };
-                let Some(prepared) = self.capture_prepared(text, &all) else {
+                let Some(prepared) = self.capture_prepared(text, &all, false) else {
                     self.ready = Some(all);
                     return Ok(FrontStep::NeedAnalysis(text.to_owned()));
                 };
@@ -522,7 +581,7 @@ impl Observer {
                 let Some(all) = self.analyses(text) else {
                     return Ok(FrontStep::NeedAnalysis(text.to_owned()));
                 };
-                let Some(prepared) = self.capture_prepared(text, &all) else {
+                let Some(prepared) = self.capture_prepared(text, &all, true) else {
                     self.ready = Some(all);
                     return Ok(FrontStep::NeedAnalysis(text.to_owned()));
                 };
@@ -696,6 +755,9 @@ impl Observer {
     }
 
     fn on_backend_message(&mut self, frame: Frame<'_>, out: &mut BytesMut) -> bool {
+        if let Some(replaced) = self.merge_step(frame, out) {
+            return replaced;
+        }
         match frame.tag() {
             be::DATA_ROW if self.capture_row(frame, out).is_some() => return true,
             be::DATA_ROW => {

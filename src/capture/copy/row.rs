@@ -141,7 +141,7 @@ impl Row {
                 .map(|&f| self.value(f, layout, changes))
                 .collect(),
             old: Vec::new(),
-            updated: None,
+            action: None,
             new: layout
                 .columns
                 .iter()
