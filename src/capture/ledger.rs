@@ -189,6 +189,7 @@ mod tests {
             }),
             rewritten: None,
             reason: None,
+            merge: None,
             copy: None,
         });
         l.hold(StatementRecord::new(session, a), Capture::new(plan));

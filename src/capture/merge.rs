@@ -31,6 +31,15 @@ use std::collections::HashMap;
 /// The transaction-local setting carrying the pre-image to the post-image.
 const SETTING: &str = "pgwarden.merge";
 
+/// The statements pgwarden runs before and after a captured MERGE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Images {
+    /// Locks the matched rows and reads their old values.
+    pub pre: String,
+    /// Reads the new values.
+    pub post: String,
+}
+
 /// Rewrites the MERGE starting at `start` into pre-image; MERGE; post-image.
 pub(super) fn rewrite(
     sql: &str,
@@ -40,6 +49,28 @@ pub(super) fn rewrite(
     t: &Target,
     edits: &mut Vec<Edit>,
 ) -> Result<(), CaptureError> {
+    let images = images(sql, start, toks, s, t)?;
+    edits.push(Edit {
+        at: toks.start_after(start),
+        text: format!("{}; ", images.pre),
+    });
+    edits.push(Edit {
+        at: toks.end(),
+        text: format!("; {}", images.post),
+    });
+    Ok(())
+}
+
+/// The images of the MERGE starting at `start`. They repeat its WITH list,
+/// source and ON condition, so a parameter must appear only there: the
+/// images then infer the same types the MERGE does.
+pub(super) fn images(
+    sql: &str,
+    start: usize,
+    toks: &Tokens,
+    s: &pb::MergeStmt,
+    t: &Target,
+) -> Result<Images, CaptureError> {
     check(s, t)?;
     let rel = s.relation.as_ref().ok_or(CaptureError::Position)?;
     let r = target_ref(rel);
@@ -74,15 +105,16 @@ pub(super) fn rewrite(
         source: piece(using.1, on.0)?,
         condition: piece(on.1, when.0)?,
     };
-    edits.push(Edit {
-        at: first,
-        text: format!("{}; ", parts.pre_image(t)),
-    });
-    edits.push(Edit {
-        at: toks.end(),
-        text: format!("; {}", parts.post_image(t)),
-    });
-    Ok(())
+    let spans = [(first, merge_kw.0), (using.1, on.0), (on.1, when.0)];
+    if toks.param_outside(&spans) {
+        return Err(CaptureError::Unsupported(
+            "a MERGE parameter outside its WITH, USING and ON clauses",
+        ));
+    }
+    Ok(Images {
+        pre: parts.pre_image(t),
+        post: parts.post_image(t),
+    })
 }
 
 /// The forms whose rows the two images can find.

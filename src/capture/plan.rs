@@ -3,7 +3,7 @@
 //! `[capture]` and the catalog.
 
 use super::copy::{CopyIn, Layout};
-use super::merge::MergeRun;
+use super::merge::{Images, MergeRun};
 use super::rewrite::{Op, Rewritten};
 use super::rows::Changes;
 use crate::analyse::{Analysis, RelationName, StatementKind};
@@ -44,6 +44,9 @@ pub struct Plan {
     pub reason: Option<String>,
     /// A COPY FROM STDIN captured from its data: how the rows are laid out.
     pub copy: Option<Arc<Layout>>,
+    /// A MERGE in a prepared statement: the images pgwarden runs around
+    /// each execution (in a Query they are part of the rewritten text).
+    pub merge: Option<Arc<Images>>,
 }
 
 /// Capture state of one running statement.
@@ -62,10 +65,10 @@ pub struct Capture {
 impl Capture {
     /// The capture of a statement about to run under `plan`.
     pub fn new(plan: Arc<Plan>) -> Self {
-        let merge = plan.rewritten.filter(|r| r.op == Op::Merge);
+        let merge = plan.rewritten.is_some_and(|r| r.op == Op::Merge) || plan.merge.is_some();
         Self {
             copy: plan.copy.clone().map(CopyIn::new),
-            merge: merge.map(|_| MergeRun::default()),
+            merge: merge.then(MergeRun::default),
             plan,
             changes: Changes::default(),
         }
@@ -75,6 +78,7 @@ impl Capture {
     pub fn unrewritten(&self, reason: &str) -> Self {
         let mut p = (*self.plan).clone();
         p.rewritten = None;
+        p.merge = None;
         p.reason = Some(reason.to_owned());
         Self::new(Arc::new(p))
     }
@@ -96,7 +100,8 @@ impl Capture {
     /// inserts).
     pub fn op(&self) -> Option<Op> {
         let copy = self.plan.copy.as_ref().map(|_| Op::Insert);
-        self.plan.rewritten.map(|r| r.op).or(copy)
+        let merge = self.plan.merge.as_ref().map(|_| Op::Merge);
+        self.plan.rewritten.map(|r| r.op).or(copy).or(merge)
     }
 
     /// PostgreSQL answered CopyInResponse: the client's data follows.

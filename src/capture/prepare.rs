@@ -4,6 +4,7 @@
 //! run unchanged and their record says why), and the rewritten text.
 
 use super::copy::{layout, Columns, Layout};
+use super::merge::Images;
 use super::plan::{Plan, Wanted};
 use super::rewrite::{self, Rewritten, Target};
 use crate::config::Config;
@@ -36,6 +37,8 @@ pub struct Request {
     /// Per COPY FROM statement, the table's columns (name, type oid) in
     /// attnum order; `None` for any other statement.
     pub copy_tables: Vec<Option<Columns>>,
+    /// The text came in a Parse: a MERGE's images run beside it.
+    pub extended: bool,
 }
 
 /// The cache key of a prepared capture.
@@ -106,6 +109,7 @@ impl Preparer {
             wanted,
             oids,
             copy_tables,
+            extended,
         } = req;
         let (role, text) = (role.as_str(), text.as_str());
         let mut reasons: Vec<Option<String>> = wanted
@@ -173,7 +177,7 @@ impl Preparer {
                 }
             }
         }
-        let targets: Vec<Target> = (0..wanted.len())
+        let all_targets: Vec<Target> = (0..wanted.len())
             .filter_map(|i| {
                 let w = wanted[i].as_ref()?;
                 (reasons[i].is_none() && !is_copy(i)).then(|| Target {
@@ -184,6 +188,38 @@ impl Preparer {
                 })
             })
             .collect();
+        // A prepared MERGE keeps its text; its images run beside it.
+        let (image_targets, targets): (Vec<Target>, Vec<Target>) = all_targets
+            .into_iter()
+            .partition(|t| extended && wanted[t.index].as_ref().is_some_and(|w| w.merge));
+        let mut images: Vec<Option<Arc<Images>>> = vec![None; wanted.len()];
+        if !image_targets.is_empty() {
+            let owned = text.to_owned();
+            let done = crate::analyse::parse::on_parser_thread(move || {
+                image_targets
+                    .iter()
+                    .map(|t| (t.index, rewrite::merge_images(&owned, t)))
+                    .collect::<Vec<_>>()
+            })
+            .await;
+            match done {
+                Ok(done) => {
+                    for (i, r) in done {
+                        match r {
+                            Ok(im) => images[i] = Some(Arc::new(im)),
+                            Err(e) => reasons[i] = Some(e.to_string()),
+                        }
+                    }
+                }
+                Err(e) => {
+                    for (i, w) in wanted.iter().enumerate() {
+                        if w.as_ref().is_some_and(|w| w.merge) {
+                            reasons[i].get_or_insert_with(|| format!("not captured: {e}"));
+                        }
+                    }
+                }
+            }
+        }
         let mut rewritten: Vec<Option<Rewritten>> = vec![None; wanted.len()];
         let mut out_text = None;
         if !targets.is_empty() {
@@ -246,6 +282,7 @@ impl Preparer {
                     rewritten: rewritten[i],
                     reason: reasons[i].take(),
                     copy: copy_layouts.get(i).cloned().flatten(),
+                    merge: images[i].take(),
                 }))
             })
             .collect();

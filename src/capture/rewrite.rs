@@ -148,6 +148,29 @@ pub fn rewrite(sql: &str, targets: &[Target]) -> Result<(String, Vec<Rewritten>)
     Ok((out, done))
 }
 
+/// The pre- and post-image statements for the MERGE at `target.index` of
+/// `sql`, to run around it (extended protocol: the MERGE's own text stays).
+pub fn merge_images(sql: &str, target: &Target) -> Result<super::merge::Images, CaptureError> {
+    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
+        .map_err(|e| CaptureError::Rewrite(e.to_string()))?
+        .protobuf;
+    let tokens = pg_query::scan_tokens(sql).map_err(|e| CaptureError::Rewrite(e.to_string()))?;
+    let raw = parsed
+        .stmts
+        .get(target.index)
+        .ok_or_else(|| CaptureError::Rewrite("statement index out of range".into()))?;
+    let start = usize::try_from(raw.stmt_location).unwrap_or(0);
+    let end = match usize::try_from(raw.stmt_len) {
+        Ok(0) | Err(_) => sql.len(),
+        Ok(n) => start + n,
+    };
+    let toks = Tokens::new(&tokens, start, end);
+    match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
+        Some(NodeEnum::MergeStmt(s)) => super::merge::images(sql, start, &toks, s, target),
+        _ => Err(CaptureError::Unsupported("not MERGE")),
+    }
+}
+
 /// The tokens of one statement, with their parenthesis depth.
 pub(super) struct Tokens {
     /// (start, end, token, depth) of code tokens (no comments).
@@ -219,6 +242,13 @@ impl Tokens {
             prev = Some(t.2);
         }
         None
+    }
+
+    /// Whether a parameter (`$n`) appears outside every one of `spans`.
+    pub(super) fn param_outside(&self, spans: &[(usize, usize)]) -> bool {
+        self.list.iter().any(|t| {
+            t.2 == Token::Param as i32 && !spans.iter().any(|&(a, b)| t.0 >= a && t.1 <= b)
+        })
     }
 
     /// First top-level WHEN after `from` that does not belong to a CASE.

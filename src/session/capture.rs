@@ -28,6 +28,11 @@ pub struct Capturer {
     /// Describe messages in flight: (request group, `Some(hide)` when the
     /// answer describes a rewritten statement).
     describes: VecDeque<(u64, Option<bool>)>,
+    /// Prepared MERGEs: their parameter types (Parse after the text).
+    merge_types: HashMap<String, Vec<u8>>,
+    /// Portals of prepared MERGEs: parameter types and the Bind's
+    /// parameters (formats and values), for the images run beside them.
+    merge_portals: HashMap<String, (Vec<u8>, Vec<u8>)>,
 }
 
 impl Capturer {
@@ -61,9 +66,40 @@ impl Capturer {
     /// Close of a statement ('S') or portal ('P').
     pub fn closed(&mut self, kind: u8, name: &str) {
         match kind {
-            b'S' => self.statements.remove(name),
-            _ => self.portals.remove(name),
+            b'S' => {
+                self.statements.remove(name);
+                self.merge_types.remove(name);
+            }
+            _ => {
+                self.portals.remove(name);
+                self.merge_portals.remove(name);
+            }
         };
+    }
+
+    /// Parse of a prepared MERGE captured beside it: its parameter types.
+    pub fn merge_parsed(&mut self, name: &str, types: Option<&[u8]>) {
+        match types {
+            Some(t) => self.merge_types.insert(name.to_owned(), t.to_vec()),
+            None => self.merge_types.remove(name),
+        };
+    }
+
+    /// Bind of `portal` to a prepared MERGE with `params` (formats and
+    /// values as the Bind carries them).
+    pub fn merge_bound(&mut self, portal: &str, statement: &str, params: Option<&[u8]>) {
+        match (self.merge_types.get(statement), params) {
+            (Some(t), Some(p)) => {
+                let entry = (t.clone(), p.to_vec());
+                self.merge_portals.insert(portal.to_owned(), entry)
+            }
+            _ => self.merge_portals.remove(portal),
+        };
+    }
+
+    /// Parameter types and values of a prepared MERGE's portal.
+    pub fn merge_portal(&self, portal: &str) -> Option<&(Vec<u8>, Vec<u8>)> {
+        self.merge_portals.get(portal)
     }
 
     /// Describe of a statement ('S') or portal ('P') in request `group`.
@@ -145,6 +181,41 @@ pub fn put_bind_with_extra_format(body: &[u8], n: usize, out: &mut BytesMut) -> 
     out.extend_from_slice(&body[at + 2..]);
     out.put_i16(0);
     Some(())
+}
+
+/// pgwarden's own statement and portal for a prepared MERGE's images.
+const IMAGE: &str = "pgwarden_merge_image";
+
+/// Writes the messages that run one image of a prepared MERGE with the
+/// MERGE's parameter `types` and `params`: Close of pgwarden's own portal
+/// and statement (in case an error left them behind), Parse, Bind, Execute,
+/// and Close of both again. Returns how many of them are answered by a
+/// ParseComplete, BindComplete or CloseComplete.
+pub fn put_image(text: &str, types: &[u8], params: &[u8], out: &mut BytesMut) -> usize {
+    put_close(b'P', out);
+    put_close(b'S', out);
+    put_parse(IMAGE, text, types, out);
+    out.put_u8(b'B');
+    out.put_i32((4 + 2 * (IMAGE.len() + 1) + params.len() + 2) as i32);
+    for _ in 0..2 {
+        out.extend_from_slice(IMAGE.as_bytes());
+        out.put_u8(0);
+    }
+    out.extend_from_slice(params);
+    out.put_i16(0);
+    put_execute_all(IMAGE, out);
+    put_close(b'P', out);
+    put_close(b'S', out);
+    6
+}
+
+/// Close of pgwarden's own portal (`P`) or statement (`S`).
+fn put_close(kind: u8, out: &mut BytesMut) {
+    out.put_u8(b'C');
+    out.put_i32((4 + 1 + IMAGE.len() + 1) as i32);
+    out.put_u8(kind);
+    out.extend_from_slice(IMAGE.as_bytes());
+    out.put_u8(0);
 }
 
 /// Writes an Execute of `portal` without a row limit.

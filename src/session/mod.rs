@@ -2,6 +2,7 @@
 //! its messages between client and PostgreSQL.
 
 mod absorb;
+mod answers;
 mod capture;
 mod enforce;
 mod limits;

@@ -70,6 +70,8 @@ pub struct Observer {
     cancel_wanted: bool,
     /// Change capture.
     capture: Capturer,
+    /// Which Parse/Bind/Close answers are pgwarden's own.
+    answers: super::answers::Answers,
 }
 
 fn text_of(body: &[u8]) -> Result<&str, ProtocolError> {
@@ -99,6 +101,7 @@ impl Observer {
             stopped: false,
             cancel_wanted: false,
             capture: Capturer::default(),
+            answers: super::answers::Answers::default(),
         }
     }
 
@@ -252,18 +255,7 @@ impl Observer {
             .iter()
             .map(|a| {
                 let a = self.tracker.resolve_reference(a.clone());
-                let mut w = crate::capture::plan::wanted(&a, &policy, &catalog)?;
-                if extended && w.merge {
-                    // Its images are statements of their own: a prepared
-                    // statement holds one.
-                    w.unavailable.get_or_insert_with(|| {
-                        "MERGE is captured in simple queries only: PostgreSQL 15 returns no \
-                         rows from MERGE, and the pre- and post-image pgwarden reads around it \
-                         cannot share its prepared statement"
-                            .into()
-                    });
-                }
-                Some(w)
+                crate::capture::plan::wanted(&a, &policy, &catalog)
             })
             .collect();
         if wanted.iter().all(Option::is_none) {
@@ -317,6 +309,7 @@ impl Observer {
             wanted,
             oids,
             copy_tables,
+            extended,
         });
         None
     }
@@ -372,6 +365,31 @@ impl Observer {
             super::subjects::on_row(&self.ctx, self.tracker.head(), frame.body());
         }
         Some(true)
+    }
+
+    /// A prepared MERGE's Execute: pgwarden's pre-image before it and its
+    /// post-image after it, in the same transaction (no Sync between).
+    fn run_images(
+        &mut self,
+        portal: &str,
+        images: &crate::capture::merge::Images,
+        frame: Frame<'_>,
+        out: &mut BytesMut,
+    ) -> FrontStep {
+        let Some((types, params)) = self.capture.merge_portal(portal) else {
+            // Never bound here: run it unchanged, and say so.
+            if let Some(c) = self.tracker.last_mut().and_then(|p| p.capture.as_mut()) {
+                *c = c.unrewritten("not captured: the MERGE's parameters were not seen");
+            }
+            return FrontStep::Forward;
+        };
+        let mut own = cap::put_image(&images.pre, types, params, out);
+        out.extend_from_slice(frame.raw());
+        own += cap::put_image(&images.post, types, params, out);
+        for _ in 0..own {
+            self.answers.own_sent();
+        }
+        FrontStep::Replaced
     }
 
     /// The answers of pgwarden's pre- and post-image around a captured
@@ -508,6 +526,19 @@ impl Observer {
         frame: Frame<'_>,
         out: &mut BytesMut,
     ) -> Result<FrontStep, ProtocolError> {
+        let step = self.on_frontend_message(frame, out)?;
+        if !matches!(step, FrontStep::NeedAnalysis(_)) {
+            // Replacements keep the message's type (stand-ins, rewrites).
+            self.answers.client_sent(frame.tag());
+        }
+        Ok(step)
+    }
+
+    fn on_frontend_message(
+        &mut self,
+        frame: Frame<'_>,
+        out: &mut BytesMut,
+    ) -> Result<FrontStep, ProtocolError> {
         if matches!(
             frame.tag(),
             frontend::PARSE
@@ -600,6 +631,8 @@ impl Observer {
                         return Ok(FrontStep::Replaced);
                     }
                 }
+                let images = plan.as_ref().is_some_and(|p| p.merge.is_some());
+                self.capture.merge_parsed(name, images.then_some(tail));
                 self.capture.parsed(name, plan);
                 if let Some(t) = prepared.as_ref().and_then(|p| p.text.as_deref()) {
                     cap::put_parse(name, t, tail, out);
@@ -610,6 +643,15 @@ impl Observer {
                 let bind = frontend::bind::Bind::parse(frame.body())?;
                 let plan = self.capture.bound(bind.portal, bind.statement);
                 let n = bind.result_formats.len();
+                if plan.as_ref().is_some_and(|p| p.merge.is_some()) {
+                    // Parameter formats and values: between the names and
+                    // the result formats.
+                    let from = bind.portal.len() + bind.statement.len() + 2;
+                    let to = frame.body().len().checked_sub(2 + 2 * n);
+                    let params = to.and_then(|to| frame.body().get(from..to));
+                    self.capture
+                        .merge_bound(bind.portal, bind.statement, params);
+                }
                 let Some(a) = self.tracker.statement(bind.statement) else {
                     self.tracker.bind(bind.portal, None);
                     return Ok(FrontStep::Forward);
@@ -676,7 +718,12 @@ impl Observer {
                             .as_ref()
                             .and_then(|p| p.rewritten)
                             .is_some_and(|r| !r.client_returning);
+                        let images = plan.as_ref().and_then(|p| p.merge.clone());
                         self.set_capture(plan);
+                        if let Some(images) = images {
+                            self.set_flags(flags);
+                            return Ok(self.run_images(portal, &images, frame, out));
+                        }
                         if hides && max_rows != 0 {
                             // The client's statement returns no rows, so a
                             // row limit never suspended it: neither may ours.
@@ -743,6 +790,9 @@ impl Observer {
     /// when it wrote a replacement (a masked DataRow, pgwarden's own
     /// error) to `out` instead, or withholds it.
     pub fn on_backend(&mut self, frame: Frame<'_>, out: &mut BytesMut) -> bool {
+        if self.answers.answered(frame.tag()) {
+            return true;
+        }
         let replaced = self.on_backend_message(frame, out);
         if frame.tag() == be::READY_FOR_QUERY {
             self.stopped = false;
