@@ -4,7 +4,11 @@
 //! the updated column captured (pre-image CTE, RETURNING, old and new
 //! values recorded when the transaction commits).
 //!
-//! Run: `cargo bench --bench capture` (CAPTURE_SECS, CAPTURE_ROUNDS).
+//! With `CAPTURE_STATEMENT=merge` the same change is a MERGE (captured
+//! with a locked pre-image and a post-image around it).
+//!
+//! Run: `cargo bench --bench capture` (CAPTURE_SECS, CAPTURE_ROUNDS,
+//! CAPTURE_STATEMENT).
 
 // Shared with the pgbench bench, which uses all of it.
 #[allow(dead_code)]
@@ -31,6 +35,10 @@ changes = ["public.pgbench_accounts.abalance"]
 const SCRIPT: &str = "\\set aid random(1, 100000 * :scale)\n\\set delta random(-5000, 5000)\n\
 UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n";
 
+const MERGE_SCRIPT: &str = "\\set aid random(1, 100000 * :scale)\n\\set delta random(-5000, 5000)\n\
+MERGE INTO pgbench_accounts a USING (SELECT :aid::int AS aid, :delta::int AS delta) s \
+ON a.aid = s.aid WHEN MATCHED THEN UPDATE SET abalance = a.abalance + s.delta;\n";
+
 fn env_num(name: &str, default: u32) -> u32 {
     std::env::var(name)
         .ok()
@@ -53,8 +61,14 @@ fn main() {
     let rounds = env_num("CAPTURE_ROUNDS", 3);
     let env = Env::start_cluster(100);
     pgbench_init(&env, 1);
-    let script = env.dir.path().join("update.sql");
-    std::fs::write(&script, SCRIPT).expect("script");
+    let merge = std::env::var("CAPTURE_STATEMENT").is_ok_and(|v| v == "merge");
+    let (statement, text) = if merge {
+        ("MERGE", MERGE_SCRIPT)
+    } else {
+        ("UPDATE", SCRIPT)
+    };
+    let script = env.dir.path().join("write.sql");
+    std::fs::write(&script, text).expect("script");
     let (policy_port, _policy) = start(&env, "pgw-policy", false);
     let (capture_port, _capture) = start(&env, "pgw-capture", true);
     let targets = [
@@ -62,7 +76,7 @@ fn main() {
         ("pgw+policy", policy_port),
         ("pgw+capture", capture_port),
     ];
-    println!("UPDATE by primary key, {secs}s per run, {rounds} round(s)");
+    println!("{statement} by primary key, {secs}s per run, {rounds} round(s)");
     let mut tps: BTreeMap<(&str, &str, u32), Vec<f64>> = BTreeMap::new();
     for _ in 0..rounds {
         for mode in ["simple", "prepared"] {
@@ -89,7 +103,7 @@ fn main() {
     }
     println!(
         "\n{:<12} {:<9} {:>7} {:>10} {:>8} {:>22}",
-        "target", "mode", "clients", "median tps", "ratio", "capture cost per UPDATE"
+        "target", "mode", "clients", "median tps", "ratio", "capture cost per write"
     );
     for mode in ["simple", "prepared"] {
         for clients in [1u32, 4] {
