@@ -109,7 +109,8 @@ pub struct Walker<'a> {
     temp_relations: Vec<String>,
     /// Relations touched, in first-seen order.
     pub accesses: Vec<RelationAccess>,
-    index: HashMap<(String, String), usize>,
+    /// Schema, then name, to the index in `accesses`.
+    index: HashMap<String, HashMap<String, usize>>,
     /// Opaque calls.
     pub opaque: Vec<OpaqueCall>,
     /// Reasons the analysis is incomplete.
@@ -212,8 +213,8 @@ impl<'a> Walker<'a> {
 
     /// The access record for a relation, created on first use.
     pub fn access(&mut self, schema: &str, name: &str, oid: Option<Oid>) -> usize {
-        let key = (schema.to_owned(), name.to_owned());
-        if let Some(i) = self.index.get(&key) {
+        // Looked up by &str, so a relation seen before costs no allocation.
+        if let Some(i) = self.index.get(schema).and_then(|m| m.get(name)) {
             return *i;
         }
         self.accesses.push(RelationAccess {
@@ -225,7 +226,10 @@ impl<'a> Walker<'a> {
             ..Default::default()
         });
         let i = self.accesses.len() - 1;
-        self.index.insert(key, i);
+        self.index
+            .entry(schema.to_owned())
+            .or_default()
+            .insert(name.to_owned(), i);
         i
     }
 
