@@ -650,6 +650,12 @@ fn profile_parts(catalog: &Catalog, view: &SessionView, names: &[&str], texts: &
         });
         println!("pg_query::parse of hr.employee_directory's definition: {t:.0} ns");
     }
+    // What the server adds per uncached statement on top of the analysis:
+    // handing it to a parser thread and waiting for the answer.
+    let hop = time(&|| {
+        black_box(pgwarden::analyse::parse::on_parser_thread_blocking(|| black_box(1)).ok());
+    });
+    println!("parser thread round trip (empty job, blocking caller): {hop:.0} ns");
 }
 
 /// The fastest of 60 batches (~1 ms each) of the mean time per call, after

@@ -9,6 +9,7 @@
 //! resolved toward "code", which can only cost a cache miss.
 
 use siphasher::sip128::{Hasher128, SipHasher13};
+use std::fmt::Write as _;
 use std::hash::Hasher;
 use thiserror::Error;
 
@@ -378,6 +379,36 @@ pub fn scan(sql: &str, scs: bool, keys: HashKeys) -> Result<Scan, LexError> {
     Ok(out)
 }
 
+/// [`scan`]'s nesting depth and symbol count only, without hashing the
+/// tokens (for the checks before parsing, which need no key).
+pub fn bounds(sql: &str, scs: bool) -> Result<Scan, LexError> {
+    let mut out = Scan {
+        key: 0,
+        depth: 0,
+        symbols: 0,
+        literals: 0,
+        max_param: 0,
+    };
+    let bytes = sql.as_bytes();
+    let mut depth = 0u32;
+    tokens(sql, scs, |kind, a, _| match kind {
+        Kind::Literal => out.literals += 1,
+        Kind::Symbol => {
+            out.symbols += 1;
+            match bytes[a] {
+                b'(' | b'[' => {
+                    depth += 1;
+                    out.depth = out.depth.max(depth);
+                }
+                b')' | b']' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        _ => {}
+    })?;
+    Ok(out)
+}
+
 /// Byte spans of the literal tokens of `sql`, in order (the `$n` of
 /// [`normalize`] counts them the same way).
 pub fn literal_spans(sql: &str, scs: bool) -> Result<Vec<(usize, usize)>, LexError> {
@@ -410,8 +441,8 @@ pub fn normalize(sql: &str, scs: bool) -> Result<String, LexError> {
     for (a, b) in spans {
         out.push_str(&sql[last..a]);
         next += 1;
-        out.push('$');
-        out.push_str(&next.to_string());
+        // Written in place: no String per literal.
+        let _ = write!(out, "${next}");
         last = b;
     }
     out.push_str(&sql[last..]);
@@ -479,6 +510,21 @@ mod tests {
         assert!(scan("SELECT /* /* */", true, HashKeys(1, 2)).is_err());
         assert!(scan("SELECT $x$ abc", true, HashKeys(1, 2)).is_err());
         assert!(scan("SELECT \"abc", true, HashKeys(1, 2)).is_err());
+    }
+
+    #[test]
+    fn bounds_agree_with_scan() {
+        for sql in [
+            "SELECT ((((1)))), a[1] FROM t WHERE b = 'x' AND c > $2",
+            "SELECT 'a\\'' , (1", // unbalanced; backslash matters without scs
+            "SELECT $x$ abc",
+        ] {
+            for scs in [true, false] {
+                let full = scan(sql, scs, HashKeys(1, 2)).map(|s| (s.depth, s.symbols, s.literals));
+                let quick = bounds(sql, scs).map(|s| (s.depth, s.symbols, s.literals));
+                assert_eq!(full, quick, "{sql} scs={scs}");
+            }
+        }
     }
 
     #[test]

@@ -219,7 +219,7 @@ fn unanalysed(sql: &str, view: &SessionView, why: String) -> Analysis {
 /// Analyses every statement of `sql` without the cache.
 pub fn analyse_text(sql: &str, view: &SessionView, catalog: &Catalog) -> Vec<Arc<Analysis>> {
     let scs = view.standard_conforming_strings;
-    match lexer::scan(sql, scs, lexer::HashKeys::fixed()) {
+    match lexer::bounds(sql, scs) {
         Ok(s) if s.depth > parse::MAX_PAREN_DEPTH => {
             return vec![Arc::new(unanalysed(
                 sql,

@@ -109,7 +109,8 @@ pub struct Walker<'a> {
     temp_relations: Vec<String>,
     /// Relations touched, in first-seen order.
     pub accesses: Vec<RelationAccess>,
-    index: HashMap<(String, String), usize>,
+    /// Schema, then name, to the index in `accesses`.
+    index: HashMap<String, HashMap<String, usize>>,
     /// Opaque calls.
     pub opaque: Vec<OpaqueCall>,
     /// Reasons the analysis is incomplete.
@@ -212,8 +213,8 @@ impl<'a> Walker<'a> {
 
     /// The access record for a relation, created on first use.
     pub fn access(&mut self, schema: &str, name: &str, oid: Option<Oid>) -> usize {
-        let key = (schema.to_owned(), name.to_owned());
-        if let Some(i) = self.index.get(&key) {
+        // Looked up by &str, so a relation seen before costs no allocation.
+        if let Some(i) = self.index.get(schema).and_then(|m| m.get(name)) {
             return *i;
         }
         self.accesses.push(RelationAccess {
@@ -225,7 +226,10 @@ impl<'a> Walker<'a> {
             ..Default::default()
         });
         let i = self.accesses.len() - 1;
-        self.index.insert(key, i);
+        self.index
+            .entry(schema.to_owned())
+            .or_default()
+            .insert(name.to_owned(), i);
         i
     }
 
@@ -897,16 +901,22 @@ impl<'a> Walker<'a> {
         if let Some(r) = j.rarg.as_deref() {
             self.range_item(r, scope);
         }
-        let left: Vec<RangeEntry> = scope.entries[before..mid].to_vec();
-        let right: Vec<RangeEntry> = scope.entries[mid..].to_vec();
-        let visible = |side: &[RangeEntry]| -> Vec<RangeEntry> {
-            side.iter().filter(|e| !e.cols_hidden).cloned().collect()
-        };
-        let (left_vis, right_vis) = (visible(&left), visible(&right));
         let mut using: Vec<String> = names(&j.using_clause)
             .into_iter()
             .map(str::to_owned)
             .collect();
+        if using.is_empty() && !j.is_natural && j.alias.is_none() {
+            // `JOIN ... ON` or CROSS JOIN: nothing merged, no alias, so the
+            // inputs' columns are the join's, in order (the common case; it
+            // needs none of the work below).
+            self.filter(j.quals.as_deref(), scope);
+            return;
+        }
+        // Borrowed, not cloned: the entries are only read until the join's
+        // own entry is built.
+        let entries = &scope.entries;
+        let (left, right) = (&entries[before..mid], &entries[mid..]);
+        let (left_vis, right_vis) = (visible(left), visible(right));
         if j.is_natural {
             // Common names, in the left side's column order.
             for e in &left_vis {
@@ -921,7 +931,7 @@ impl<'a> Walker<'a> {
         let mut merged_cols = Vec::new();
         for name in &using {
             let mut l = Vec::new();
-            for e in left.iter().chain(&right) {
+            for e in left.iter().chain(right) {
                 if let Some(c) = e.column(name) {
                     merge(&mut l, c);
                 }
@@ -950,13 +960,13 @@ impl<'a> Walker<'a> {
             return;
         }
         // A NATURAL join over unknown columns may merge columns not seen here.
-        let unknown = |side: &[RangeEntry]| {
+        let unknown = |side: &[&RangeEntry]| {
             side.iter().any(|e| {
                 e.open || e.open_rel.is_some() || e.columns.iter().any(|c| c.is_placeholder())
             })
         };
         let uncertain = j.is_natural && (unknown(&left_vis) || unknown(&right_vis));
-        let sides: Vec<RangeEntry> = left_vis.into_iter().chain(right_vis).collect();
+        let sides: Vec<&RangeEntry> = left_vis.into_iter().chain(right_vis).collect();
         let colnames = j
             .alias
             .as_ref()
@@ -1343,9 +1353,14 @@ fn entry_from_outputs(cols: Vec<ScopeColumn>) -> RangeEntry {
     e
 }
 
+/// The entries of a join side that unqualified names and `*` see.
+fn visible(side: &[RangeEntry]) -> Vec<&RangeEntry> {
+    side.iter().filter(|e| !e.cols_hidden).collect()
+}
+
 /// Whether the one column `name` of a join side is direct (false when the
 /// name is missing, repeated or found only through unknown columns).
-fn side_direct(side: &[RangeEntry], name: &str) -> bool {
+fn side_direct(side: &[&RangeEntry], name: &str) -> bool {
     let mut hits = side.iter().filter(|e| e.has_column(name));
     match (hits.next(), hits.next()) {
         (Some(e), None) => e.lookup(name).is_some_and(|(_, d)| d),
@@ -1358,7 +1373,7 @@ fn side_direct(side: &[RangeEntry], name: &str) -> bool {
 /// alias' column list.
 fn join_entry(
     merged: &[ScopeColumn],
-    sides: &[RangeEntry],
+    sides: &[&RangeEntry],
     using: &[String],
     colnames: &[&str],
     uncertain: bool,
