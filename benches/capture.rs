@@ -35,7 +35,8 @@ changes = ["public.pgbench_accounts.abalance"]
 const SCRIPT: &str = "\\set aid random(1, 100000 * :scale)\n\\set delta random(-5000, 5000)\n\
 UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;\n";
 
-const MERGE_SCRIPT: &str = "\\set aid random(1, 100000 * :scale)\n\\set delta random(-5000, 5000)\n\
+const MERGE_SCRIPT: &str =
+    "\\set aid random(1, 100000 * :scale)\n\\set delta random(-5000, 5000)\n\
 MERGE INTO pgbench_accounts a USING (SELECT :aid::int AS aid, :delta::int AS delta) s \
 ON a.aid = s.aid WHEN MATCHED THEN UPDATE SET abalance = a.abalance + s.delta;\n";
 
