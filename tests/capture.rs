@@ -1047,3 +1047,36 @@ async fn concurrent_merges_with_rollbacks_chain_exactly() {
     let want: Vec<f64> = (0..52).map(|i| 100.0 + f64::from(i)).collect();
     assert_eq!(olds, want);
 }
+
+#[tokio::test]
+async fn a_merge_whose_rows_cannot_all_be_found_says_so() {
+    let (g, _d) = guarded().await;
+    let su = common::superuser(&pg(), DB).await;
+    su.batch_execute(
+        "DELETE FROM hr.salaries WHERE employee_id = 45 AND effective_from >= '2045-01-01'",
+    )
+    .await
+    .unwrap();
+    let c = g.login("payroll").await;
+    // The row inserted does not match the ON condition afterwards (its date
+    // is a day later than the source's): the post-image cannot see it.
+    c.batch_execute(
+        "MERGE INTO hr.salaries AS s USING (SELECT 45 AS e, '2045-01-01'::date AS f) AS v \
+         ON s.employee_id = v.e AND s.effective_from = v.f \
+         WHEN NOT MATCHED THEN INSERT (employee_id, effective_from, amount) \
+              VALUES (v.e, v.f + 1, 500)",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    let records = g.records().await;
+    let ch = changes(&records);
+    assert_eq!(ch.len(), 1, "{ch:#?}");
+    let x = &ch[0]["pgwarden"]["changes"];
+    assert_eq!(x["operation"], "merge", "{x}");
+    assert_eq!(
+        x["incomplete"], "MERGE changed 1 rows; pgwarden identified 0",
+        "{x}"
+    );
+    assert_eq!(x["rows"], serde_json::json!([]), "{x}");
+}
