@@ -352,22 +352,35 @@ async fn concurrent_writers_with_rollbacks_chain_exactly() {
         .get(0);
     assert_eq!(end, start + 52.0);
     let records = g.records().await;
+    let chain: Vec<(&str, f64, f64)> = changes(&records)
+        .into_iter()
+        .map(|r| {
+            let x = &r["pgwarden"]["changes"];
+            let row = &x["rows"][0];
+            let (old, new) = (amount(&row["old"]["amount"]), amount(&row["new"]["amount"]));
+            (x["transaction"].as_str().unwrap_or("?"), old, new)
+        })
+        .collect();
+    assert_chain(&chain, start);
+}
+
+/// Four writers' 100 transactions on one row, every other one rolled back:
+/// 48 records `rolled_back`, each change adds 1, and the old values the 52
+/// committed ones replaced are exactly start, start + 1, ... (a stale
+/// pre-image would repeat one and skip another). `changes` holds
+/// (transaction outcome, old, new) per record.
+fn assert_chain(changes: &[(&str, f64, f64)], start: f64) {
     let mut olds: Vec<f64> = Vec::new();
     let mut rolled_back = 0;
-    for r in changes(&records) {
-        let x = &r["pgwarden"]["changes"];
-        let row = &x["rows"][0];
-        let (old, new) = (amount(&row["old"]["amount"]), amount(&row["new"]["amount"]));
-        assert_eq!(new, old + 1.0, "{row}");
-        match x["transaction"].as_str() {
-            Some("committed") => olds.push(old),
-            Some("rolled_back") => rolled_back += 1,
+    for &(outcome, old, new) in changes {
+        assert_eq!(new, old + 1.0, "{outcome}: {old} -> {new}");
+        match outcome {
+            "committed" => olds.push(old),
+            "rolled_back" => rolled_back += 1,
             o => panic!("unexpected outcome {o:?}"),
         }
     }
     assert_eq!(rolled_back, 48);
-    // Every committed old value is the previous committed new one: start,
-    // start+1, ... (a stale pre-image would repeat one and skip another).
     olds.sort_by(f64::total_cmp);
     let want: Vec<f64> = (0..52).map(|i| start + f64::from(i)).collect();
     assert_eq!(olds, want);
@@ -415,25 +428,18 @@ async fn concurrent_upserts_with_rollbacks_chain_exactly() {
         .get(0);
     assert_eq!(end, 152.0);
     let records = g.records().await;
-    let mut olds: Vec<f64> = Vec::new();
-    let mut rolled_back = 0;
-    for r in changes(&records) {
-        let x = &r["pgwarden"]["changes"];
-        let row = &x["rows"][0];
-        assert_eq!(row["action"], "updated", "{x}");
-        let (old, new) = (amount(&row["old"]["amount"]), amount(&row["new"]["amount"]));
-        assert_eq!(new, old + 1.0, "{row}");
-        match x["transaction"].as_str() {
-            Some("committed") => olds.push(old),
-            Some("rolled_back") => rolled_back += 1,
-            o => panic!("unexpected outcome {o:?}"),
-        }
-    }
-    assert_eq!(rolled_back, 48);
+    let chain: Vec<(&str, f64, f64)> = changes(&records)
+        .into_iter()
+        .map(|r| {
+            let x = &r["pgwarden"]["changes"];
+            let row = &x["rows"][0];
+            assert_eq!(row["action"], "updated", "{x}");
+            let (old, new) = (amount(&row["old"]["amount"]), amount(&row["new"]["amount"]));
+            (x["transaction"].as_str().unwrap_or("?"), old, new)
+        })
+        .collect();
     // The old value each committed upsert replaced: 100, 101, ... 151.
-    olds.sort_by(f64::total_cmp);
-    let want: Vec<f64> = (0..52).map(|i| 100.0 + f64::from(i)).collect();
-    assert_eq!(olds, want);
+    assert_chain(&chain, 100.0);
 }
 
 #[tokio::test]
@@ -1025,27 +1031,21 @@ async fn concurrent_merges_with_rollbacks_chain_exactly() {
         .get(0);
     assert_eq!(end, 152.0);
     let records = g.records().await;
-    let mut olds: Vec<f64> = Vec::new();
-    let mut rolled_back = 0;
-    for r in changes(&records) {
-        let x = &r["pgwarden"]["changes"];
-        assert_eq!(x["operation"], "merge", "{x}");
-        let rows = merge_actions(x);
-        assert_eq!(rows.len(), 1, "{x}");
-        let (action, _, old, new) = &rows[0];
-        assert_eq!(action, "updated");
-        let old = old.expect("old value");
-        assert_eq!(new.expect("new value"), old + 1.0);
-        match x["transaction"].as_str() {
-            Some("committed") => olds.push(old),
-            Some("rolled_back") => rolled_back += 1,
-            o => panic!("unexpected outcome {o:?}"),
-        }
-    }
-    assert_eq!(rolled_back, 48);
-    olds.sort_by(f64::total_cmp);
-    let want: Vec<f64> = (0..52).map(|i| 100.0 + f64::from(i)).collect();
-    assert_eq!(olds, want);
+    let chain: Vec<(&str, f64, f64)> = changes(&records)
+        .into_iter()
+        .map(|r| {
+            let x = &r["pgwarden"]["changes"];
+            assert_eq!(x["operation"], "merge", "{x}");
+            let rows = merge_actions(x);
+            assert_eq!(rows.len(), 1, "{x}");
+            let (action, _, old, new) = &rows[0];
+            assert_eq!(action, "updated");
+            let old = old.expect("old value");
+            let new = new.expect("new value");
+            (x["transaction"].as_str().unwrap_or("?"), old, new)
+        })
+        .collect();
+    assert_chain(&chain, 100.0);
 }
 
 #[tokio::test]

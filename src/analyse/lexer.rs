@@ -355,15 +355,7 @@ pub fn scan(sql: &str, scs: bool, keys: HashKeys) -> Result<Scan, LexError> {
                 h.write(&bytes[a..b]);
             }
             Kind::Symbol => {
-                out.symbols += 1;
-                match bytes[a] {
-                    b'(' | b'[' => {
-                        depth += 1;
-                        out.depth = out.depth.max(depth);
-                    }
-                    b')' | b']' => depth = depth.saturating_sub(1),
-                    _ => {}
-                }
+                out.symbol(bytes[a], &mut depth);
                 // One write for kind and length, one for the bytes.
                 h.write_u64(((b - a) as u64) << 8 | kind as u64);
                 h.write(&bytes[a..b]);
@@ -393,20 +385,26 @@ pub fn bounds(sql: &str, scs: bool) -> Result<Scan, LexError> {
     let mut depth = 0u32;
     tokens(sql, scs, |kind, a, _| match kind {
         Kind::Literal => out.literals += 1,
-        Kind::Symbol => {
-            out.symbols += 1;
-            match bytes[a] {
-                b'(' | b'[' => {
-                    depth += 1;
-                    out.depth = out.depth.max(depth);
-                }
-                b')' | b']' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-        }
+        Kind::Symbol => out.symbol(bytes[a], &mut depth),
         _ => {}
     })?;
     Ok(out)
+}
+
+impl Scan {
+    /// Counts a symbol token starting with `byte`; `depth` is the current
+    /// bracket nesting.
+    fn symbol(&mut self, byte: u8, depth: &mut u32) {
+        self.symbols += 1;
+        match byte {
+            b'(' | b'[' => {
+                *depth += 1;
+                self.depth = self.depth.max(*depth);
+            }
+            b')' | b']' => *depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
 }
 
 /// Byte spans of the literal tokens of `sql`, in order (the `$n` of

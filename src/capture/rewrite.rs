@@ -92,28 +92,11 @@ pub(super) struct Edit {
 /// Rewrites the statements of `sql` named by `targets`; returns the new
 /// text and, per target, what it does.
 pub fn rewrite(sql: &str, targets: &[Target]) -> Result<(String, Vec<Rewritten>), CaptureError> {
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
-        .map_err(|e| CaptureError::Rewrite(e.to_string()))?
-        .protobuf;
-    let tokens = pg_query::scan_tokens(sql).map_err(|e| CaptureError::Rewrite(e.to_string()))?;
+    let parsed = Parsed::new(sql)?;
     let mut edits = Vec::new();
     let mut done = Vec::new();
     for t in targets {
-        let raw = parsed
-            .stmts
-            .get(t.index)
-            .ok_or_else(|| CaptureError::Rewrite("statement index out of range".into()))?;
-        let start = usize::try_from(raw.stmt_location).unwrap_or(0);
-        let end = match usize::try_from(raw.stmt_len) {
-            Ok(0) | Err(_) => sql.len(),
-            Ok(n) => start + n,
-        };
-        let toks = Tokens::new(&tokens, start, end);
-        let node = raw
-            .stmt
-            .as_ref()
-            .and_then(|n| n.node.as_ref())
-            .ok_or_else(|| CaptureError::Rewrite("empty statement".into()))?;
+        let (start, toks, node) = parsed.statement(sql, t.index)?;
         let (op, client_returning) = match node {
             NodeEnum::InsertStmt(s) => insert(&toks, s, t, &mut edits)?,
             NodeEnum::DeleteStmt(s) => delete(&toks, s, t, &mut edits)?,
@@ -151,23 +134,51 @@ pub fn rewrite(sql: &str, targets: &[Target]) -> Result<(String, Vec<Rewritten>)
 /// The pre- and post-image statements for the MERGE at `target.index` of
 /// `sql`, to run around it (extended protocol: the MERGE's own text stays).
 pub fn merge_images(sql: &str, target: &Target) -> Result<super::merge::Images, CaptureError> {
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
-        .map_err(|e| CaptureError::Rewrite(e.to_string()))?
-        .protobuf;
-    let tokens = pg_query::scan_tokens(sql).map_err(|e| CaptureError::Rewrite(e.to_string()))?;
-    let raw = parsed
-        .stmts
-        .get(target.index)
-        .ok_or_else(|| CaptureError::Rewrite("statement index out of range".into()))?;
-    let start = usize::try_from(raw.stmt_location).unwrap_or(0);
-    let end = match usize::try_from(raw.stmt_len) {
-        Ok(0) | Err(_) => sql.len(),
-        Ok(n) => start + n,
-    };
-    let toks = Tokens::new(&tokens, start, end);
-    match raw.stmt.as_ref().and_then(|n| n.node.as_ref()) {
-        Some(NodeEnum::MergeStmt(s)) => super::merge::images(sql, start, &toks, s, target),
+    let parsed = Parsed::new(sql)?;
+    match parsed.statement(sql, target.index)? {
+        (start, toks, NodeEnum::MergeStmt(s)) => super::merge::images(sql, start, &toks, s, target),
         _ => Err(CaptureError::Unsupported("not MERGE")),
+    }
+}
+
+/// A text parsed and scanned by PostgreSQL's parser, for clause positions.
+struct Parsed {
+    tree: pb::ParseResult,
+    tokens: Vec<pb::ScanToken>,
+}
+
+impl Parsed {
+    fn new(sql: &str) -> Result<Self, CaptureError> {
+        let tree = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
+            .map_err(|e| CaptureError::Rewrite(e.to_string()))?
+            .protobuf;
+        let tokens =
+            pg_query::scan_tokens(sql).map_err(|e| CaptureError::Rewrite(e.to_string()))?;
+        Ok(Self { tree, tokens })
+    }
+
+    /// Statement `index`: where it starts, its tokens and its node.
+    fn statement(
+        &self,
+        sql: &str,
+        index: usize,
+    ) -> Result<(usize, Tokens, &NodeEnum), CaptureError> {
+        let raw = self
+            .tree
+            .stmts
+            .get(index)
+            .ok_or_else(|| CaptureError::Rewrite("statement index out of range".into()))?;
+        let start = usize::try_from(raw.stmt_location).unwrap_or(0);
+        let end = match usize::try_from(raw.stmt_len) {
+            Ok(0) | Err(_) => sql.len(),
+            Ok(n) => start + n,
+        };
+        let node = raw
+            .stmt
+            .as_ref()
+            .and_then(|n| n.node.as_ref())
+            .ok_or_else(|| CaptureError::Rewrite("empty statement".into()))?;
+        Ok((start, Tokens::new(&self.tokens, start, end), node))
     }
 }
 
