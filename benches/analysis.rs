@@ -576,13 +576,14 @@ fn profile_parts(catalog: &Catalog, view: &SessionView, names: &[&str], texts: &
          C proto and PR::new by difference):"
     );
     println!(
-        "{:<18}{:>8}{:>7}{:>7}{:>9}{:>9}{:>8}{:>8}{:>8}{:>8}{:>7}{:>10}",
+        "{:<18}{:>8}{:>7}{:>7}{:>9}{:>9}{:>8}{:>8}{:>8}{:>8}{:>8}{:>7}{:>10}",
         "statement",
         "viewkey",
         "scan",
         "hit",
         "uncached",
         "pg_query",
+        "ours",
         "C parse",
         "C proto",
         "decode",
@@ -609,6 +610,11 @@ fn profile_parts(catalog: &Catalog, view: &SessionView, names: &[&str], texts: &
         let parse = time(&|| {
             black_box(pg_query::parse(black_box(sql), pg_query::ParserOptions::DEFAULT).ok());
         });
+        // pgwarden's own entry into the same parser (no stderr capture, no
+        // ParseResult::new), what analyse_text uses.
+        let ours = time(&|| {
+            black_box(pgwarden::analyse::parse::parse(black_box(sql), true).ok());
+        });
         // The Rust half of pg_query::parse: decoding the C library's
         // protobuf, and the node list ParseResult::new builds for its
         // tables()/functions() helpers, which pgwarden does not use.
@@ -632,11 +638,11 @@ fn profile_parts(catalog: &Catalog, view: &SessionView, names: &[&str], texts: &
         let normalize = time(&|| {
             black_box(lexer::normalize(black_box(sql), true).ok());
         });
-        let rest = uncached - parse - 2.0 * scan - normalize;
+        let rest = uncached - ours - 2.0 * scan - normalize;
         let pr_new = decode_and_new - decode;
         let c_proto = parse - raw - decode_and_new;
         println!(
-            "{name:<18}{view_key:>8.0}{scan:>7.0}{hit:>7.0}{uncached:>9.0}{parse:>9.0}{raw:>8.0}\
+            "{name:<18}{view_key:>8.0}{scan:>7.0}{hit:>7.0}{uncached:>9.0}{parse:>9.0}{ours:>8.0}{raw:>8.0}\
              {c_proto:>8.0}{decode:>8.0}{pr_new:>8.0}{normalize:>7.0}{rest:>10.0}"
         );
     }

@@ -521,10 +521,9 @@ pub fn walk(w: &mut Walker<'_>, node: &NodeEnum) -> StatementFacts {
                 let (_, rel) = target_entry(w, rv);
                 if let Resolved::Relation(mv) = w.resolve_relation(rv) {
                     if let Some(def) = mv.view_definition.as_deref() {
-                        match pg_query::parse(def, 0) {
+                        match super::parse::parse(def, true) {
                             Ok(p) => {
                                 if let Some(q) = p
-                                    .protobuf
                                     .stmts
                                     .first()
                                     .and_then(|s| s.stmt.as_ref())

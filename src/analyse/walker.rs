@@ -65,9 +65,8 @@ fn parsed_view(def: &str) -> Result<std::sync::Arc<pb::SelectStmt>, String> {
     if let Some(hit) = cache.lock().ok().and_then(|c| c.get(def).cloned()) {
         return Ok(hit);
     }
-    let parsed = pg_query::parse(def, 0).map_err(|e| e.to_string())?;
+    let parsed = super::parse::parse(def, true).map_err(|e| e.to_string())?;
     let Some(NodeEnum::SelectStmt(sel)) = parsed
-        .protobuf
         .stmts
         .into_iter()
         .next()

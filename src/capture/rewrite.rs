@@ -149,9 +149,8 @@ struct Parsed {
 
 impl Parsed {
     fn new(sql: &str) -> Result<Self, CaptureError> {
-        let tree = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
-            .map_err(|e| CaptureError::Rewrite(e.to_string()))?
-            .protobuf;
+        let tree = crate::analyse::parse::parse(sql, true)
+            .map_err(|e| CaptureError::Rewrite(e.to_string()))?;
         let tokens =
             pg_query::scan_tokens(sql).map_err(|e| CaptureError::Rewrite(e.to_string()))?;
         Ok(Self { tree, tokens })

@@ -82,9 +82,8 @@ pub fn layout(
     columns: &[String],
     table: &[(String, u32)],
 ) -> Result<Layout, CaptureError> {
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
-        .map_err(|e| CaptureError::Rewrite(e.to_string()))?
-        .protobuf;
+    let parsed = crate::analyse::parse::parse(sql, true)
+        .map_err(|e| CaptureError::Rewrite(e.to_string()))?;
     let node = parsed
         .stmts
         .get(index)
