@@ -6,6 +6,10 @@
 //! [`upstream`] connects to PostgreSQL and relays the login → [`session`]
 //! relays every message, framed by [`protocol`], until either side ends.
 
+/// Every pgwarden binary, test and bench allocates through mimalloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod alert;
 pub mod analyse;
 pub mod audit;

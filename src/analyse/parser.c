@@ -103,63 +103,66 @@ defer(Encoder *e)
 	longjmp(e->err, 1);
 }
 
-/* Makes room for n more bytes in front of ptr; returns the moved ptr. */
-static char *
-reserve(Encoder *e, char *ptr, size_t n)
+/* Grows the buffer so n more bytes fit in front of ptr; returns the moved ptr. */
+static __attribute__((noinline)) char *
+grow(Encoder *e, char *ptr, size_t n)
 {
-	size_t		used,
-				cap;
+	size_t		used = (size_t) (e->end - ptr);
+	size_t		cap = (size_t) (e->end - e->buf);
 	char	   *grown;
 
-	if ((size_t) (ptr - e->buf) >= n)
-		return ptr;
-	used = (size_t) (e->end - ptr);
-	cap = (size_t) (e->end - e->buf);
 	cap = cap * 2 > used + n + 256 ? cap * 2 : used + n + 256;
 	grown = malloc(cap);
 	if (grown == NULL)
 		fail(e, kUpb_EncodeStatus_OutOfMemory);
-	memcpy(grown + cap - used, ptr, used);
+	if (used > 0)
+		memcpy(grown + cap - used, ptr, used);
 	free(e->buf);
 	e->buf = grown;
 	e->end = grown + cap;
 	return e->end - used;
 }
 
-static char *
+/* Makes room for n more bytes in front of ptr; returns the moved ptr. */
+static inline char *
+reserve(Encoder *e, char *ptr, size_t n)
+{
+	return (size_t) (ptr - e->buf) >= n ? ptr : grow(e, ptr, n);
+}
+
+static inline char *
 put_bytes(Encoder *e, char *ptr, const void *data, size_t n)
 {
 	if (n == 0)
 		return ptr;
-	ptr = reserve(e, ptr, n);
-	ptr -= n;
+	ptr = reserve(e, ptr, n) - n;
 	memcpy(ptr, data, n);
 	return ptr;
 }
 
-static char *
+static inline char *
 put_varint(Encoder *e, char *ptr, uint64_t v)
 {
-	char		tmp[10];
-	size_t		n = 0;
+	size_t		n = 1;
+	char	   *p;
 
-	do
-	{
-		uint8_t		byte = v & 0x7f;
-
-		v >>= 7;
-		tmp[n++] = (char) (v ? byte | 0x80 : byte);
-	} while (v);
-	return put_bytes(e, ptr, tmp, n);
+	for (uint64_t rest = v >> 7; rest != 0; rest >>= 7)
+		n++;
+	ptr = reserve(e, ptr, n) - n;
+	p = ptr;
+	for (; v >= 0x80; v >>= 7)
+		*p++ = (char) (v | 0x80);
+	*p = (char) v;
+	return ptr;
 }
 
-static char *
+static inline char *
 put_tag(Encoder *e, char *ptr, uint32_t number, upb_WireType wire)
 {
 	return put_varint(e, ptr, ((uint64_t) number << 3) | (uint64_t) wire);
 }
 
-static char *
+static inline char *
 put_fixed(Encoder *e, char *ptr, const void *mem, size_t n)
 {
 	/* Little-endian targets only (as pgwarden's deploy targets are). */
