@@ -105,6 +105,7 @@ struct RawParse {
 
 extern "C" {
     fn pgwarden_parse(input: *const c_char, standard_conforming: bool) -> RawParse;
+    #[cfg(test)]
     fn pgwarden_parse_reference(input: *const c_char, standard_conforming: bool) -> RawParse;
     fn pgwarden_parse_free(result: RawParse);
     #[cfg(test)]
@@ -121,7 +122,8 @@ pub fn parse(
 
 /// [`parse`] with upb's own protobuf encoder instead of pgwarden's: the
 /// reference its output is checked against.
-pub fn parse_reference(
+#[cfg(test)]
+fn parse_reference(
     sql: &str,
     standard_conforming_strings: bool,
 ) -> Result<pg_query::protobuf::ParseResult, ParseError> {

@@ -244,7 +244,7 @@ static char *
 write_scalar(Encoder *e, char *ptr, const upb_MiniTableField *f, const void *mem)
 {
 	uint32_t	number = upb_MiniTableField_Number(f);
-	size_t		fixed = fixed_size(f);
+	size_t		fixed;
 
 	switch (f->UPB_PRIVATE(descriptortype))
 	{
@@ -270,6 +270,7 @@ write_scalar(Encoder *e, char *ptr, const upb_MiniTableField *f, const void *mem
 			defer(e);
 			return ptr;
 		default:
+			fixed = fixed_size(f);
 			if (fixed)
 			{
 				ptr = put_fixed(e, ptr, mem, fixed);
