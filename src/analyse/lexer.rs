@@ -34,6 +34,8 @@ enum Kind {
     Param,
     /// Operators and punctuation.
     Symbol,
+    /// `-- ...` or `/* ... */`: whitespace to the parser.
+    Comment,
 }
 
 /// What a scan found out about a text.
@@ -68,34 +70,61 @@ impl HashKeys {
     }
 }
 
+/// Byte classes, looked up once per byte instead of a chain of compares
+/// (the scan runs on every statement, cached or not).
+const IDENT_START: u8 = 1;
+const IDENT_CONT: u8 = 2;
+const OP_CHAR: u8 = 4;
+
+static CLASSES: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+            t[b] |= IDENT_START | IDENT_CONT;
+        }
+        if c.is_ascii_digit() || c == b'$' {
+            t[b] |= IDENT_CONT;
+        }
+        if matches!(
+            c,
+            b'~' | b'!'
+                | b'@'
+                | b'#'
+                | b'^'
+                | b'&'
+                | b'|'
+                | b'`'
+                | b'?'
+                | b'+'
+                | b'-'
+                | b'*'
+                | b'/'
+                | b'%'
+                | b'<'
+                | b'>'
+                | b'='
+        ) {
+            t[b] |= OP_CHAR;
+        }
+        b += 1;
+    }
+    t
+}
+
 fn is_ident_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
+    CLASSES[b as usize] & IDENT_START != 0
 }
 
 fn is_ident_cont(b: u8) -> bool {
-    is_ident_start(b) || b.is_ascii_digit() || b == b'$'
+    CLASSES[b as usize] & IDENT_CONT != 0
 }
 
 fn is_op_char(b: u8) -> bool {
-    matches!(
-        b,
-        b'~' | b'!'
-            | b'@'
-            | b'#'
-            | b'^'
-            | b'&'
-            | b'|'
-            | b'`'
-            | b'?'
-            | b'+'
-            | b'-'
-            | b'*'
-            | b'/'
-            | b'%'
-            | b'<'
-            | b'>'
-            | b'='
-    )
+    CLASSES[b as usize] & OP_CHAR != 0
 }
 
 /// Walks the tokens of `sql`, calling `f(kind, start, end)` for each.
@@ -114,8 +143,12 @@ fn tokens(sql: &str, scs: bool, mut f: impl FnMut(Kind, usize, usize)) -> Result
                 while i < n && s[i] != b'\n' {
                     i += 1;
                 }
+                f(Kind::Comment, start, i);
             }
-            b'/' if s.get(i + 1) == Some(&b'*') => i = skip_block_comment(s, i)?,
+            b'/' if s.get(i + 1) == Some(&b'*') => {
+                i = skip_block_comment(s, i)?;
+                f(Kind::Comment, start, i);
+            }
             b'\'' => {
                 i = skip_string(s, i, !scs)?;
                 f(Kind::Literal, start, i);
@@ -325,7 +358,19 @@ fn skip_number(s: &[u8], mut i: usize) -> usize {
     i
 }
 
+/// Tag of the last stretch of text in [`scan`]'s hashed stream (the other
+/// stretches end at a literal or a comment and carry its kind).
+const END_OF_TEXT: u64 = 0xff;
+
 /// Scans `sql`: cache key, nesting depth and counts.
+///
+/// The key hashes the text itself with every literal and comment cut out:
+/// each stretch between cuts goes in whole, followed by its length and the
+/// kind of cut that ends it. That stream decodes back into the text's
+/// code, so two texts share a key only when they differ in nothing but
+/// literal values and comments (a traced application's `/* trace id */`
+/// still hits). Hashing the text in long runs, not token by token, keeps
+/// the hash near one call per literal.
 pub fn scan(sql: &str, scs: bool, keys: HashKeys) -> Result<Scan, LexError> {
     let mut h = SipHasher13::new_with_keys(keys.0, keys.1);
     h.write_u8(scs as u8);
@@ -338,37 +383,42 @@ pub fn scan(sql: &str, scs: bool, keys: HashKeys) -> Result<Scan, LexError> {
         max_param: 0,
     };
     let mut depth = 0u32;
-    tokens(sql, scs, |kind, a, b| {
-        match kind {
-            Kind::Literal => {
-                out.literals += 1;
-                h.write_u64(kind as u64);
-            }
-            Kind::Param => {
-                let v = std::str::from_utf8(&bytes[a + 1..b])
-                    .ok()
-                    .and_then(|t| t.parse::<u32>().ok())
-                    .unwrap_or(u32::MAX);
-                out.max_param = out.max_param.max(v);
-                // One write for kind and length, one for the bytes.
-                h.write_u64(((b - a) as u64) << 8 | kind as u64);
-                h.write(&bytes[a..b]);
-            }
-            Kind::Symbol => {
-                out.symbol(bytes[a], &mut depth);
-                // One write for kind and length, one for the bytes.
-                h.write_u64(((b - a) as u64) << 8 | kind as u64);
-                h.write(&bytes[a..b]);
-            }
-            Kind::Word | Kind::Quoted => {
-                // One write for kind and length, one for the bytes.
-                h.write_u64(((b - a) as u64) << 8 | kind as u64);
-                h.write(&bytes[a..b]);
-            }
+    let mut last = 0;
+    tokens(sql, scs, |kind, a, b| match kind {
+        Kind::Literal | Kind::Comment => {
+            out.literals += u32::from(kind == Kind::Literal);
+            h.write(&bytes[last..a]);
+            h.write_u64((a - last) as u64 | (kind as u64) << 56);
+            last = b;
         }
+        Kind::Param => out.param(&bytes[a + 1..b]),
+        Kind::Symbol => out.symbol(bytes[a], &mut depth),
+        Kind::Word | Kind::Quoted => {}
     })?;
+    h.write(&bytes[last..]);
+    h.write_u64((bytes.len() - last) as u64 | END_OF_TEXT << 56);
     out.key = h.finish128().as_u128();
     Ok(out)
+}
+
+/// A key of the token stream of `sql` with literal values left out:
+/// unlike [`scan`]'s, spacing and comments do not count. For fingerprints,
+/// which group statements of one shape however they are written; its
+/// output for given keys must never change (fingerprints are stored).
+pub fn token_key(sql: &str, scs: bool, keys: HashKeys) -> Result<u128, LexError> {
+    let mut h = SipHasher13::new_with_keys(keys.0, keys.1);
+    h.write_u8(scs as u8);
+    let bytes = sql.as_bytes();
+    tokens(sql, scs, |kind, a, b| match kind {
+        Kind::Literal => h.write_u64(kind as u64),
+        Kind::Comment => {}
+        Kind::Param | Kind::Symbol | Kind::Word | Kind::Quoted => {
+            // One write for kind and length, one for the bytes.
+            h.write_u64(((b - a) as u64) << 8 | kind as u64);
+            h.write(&bytes[a..b]);
+        }
+    })?;
+    Ok(h.finish128().as_u128())
 }
 
 /// [`scan`]'s nesting depth and symbol count only, without hashing the
@@ -392,6 +442,15 @@ pub fn bounds(sql: &str, scs: bool) -> Result<Scan, LexError> {
 }
 
 impl Scan {
+    /// Notes a `$n` parameter (`digits` without the `$`).
+    fn param(&mut self, digits: &[u8]) {
+        let v = std::str::from_utf8(digits)
+            .ok()
+            .and_then(|t| t.parse::<u32>().ok())
+            .unwrap_or(u32::MAX);
+        self.max_param = self.max_param.max(v);
+    }
+
     /// Counts a symbol token starting with `byte`; `depth` is the current
     /// bracket nesting.
     fn symbol(&mut self, byte: u8, depth: &mut u32) {
@@ -469,10 +528,45 @@ mod tests {
             key("select x'1F', b'101', U&'\\0061'"),
             key("select 1, 2, 3")
         );
+        // Comments are cut out like literals: a trace id in one does not
+        // defeat the cache.
         assert_eq!(
             key("SELECT a /* c */ FROM t -- x\n"),
-            key("SELECT a FROM t")
+            key("SELECT a /* trace 42 */ FROM t -- y\n")
         );
+    }
+
+    #[test]
+    fn fingerprint_keys_never_change() {
+        // Fingerprints are stored (audit records, baselines): this value is
+        // the one every earlier version computed for this text.
+        let k = token_key(
+            "SELECT * FROM t WHERE id = $1 -- x",
+            true,
+            HashKeys::fixed(),
+        )
+        .unwrap();
+        assert_eq!(format!("{:016x}", k as u64), "78b4a3804d501f48");
+    }
+
+    #[test]
+    fn what_was_cut_counts() {
+        // A comment is whitespace, a literal is a value: `date 'c'` is a
+        // typed constant, `date /*c*/` a column.
+        assert_ne!(
+            key("SELECT date /*c*/ FROM t"),
+            key("SELECT date 'c' FROM t")
+        );
+        assert_ne!(key("SELECT a/**/b"), key("SELECT a b"));
+        assert_ne!(key("SELECT 1, 2"), key("SELECT 1, 2, 3"));
+        // Text moving across a cut is a different text.
+        assert_ne!(key("SELECT ab 'x' c"), key("SELECT a 'x' bc"));
+        // Spacing counts in the cache key (a miss at worst), not in the
+        // fingerprint.
+        assert_ne!(key("SELECT a FROM t"), key("SELECT a  FROM t"));
+        let fp = |sql| token_key(sql, true, HashKeys::fixed()).unwrap();
+        assert_eq!(fp("SELECT a FROM t"), fp("SELECT  a /* x */ FROM\nt"));
+        assert_ne!(fp("SELECT a FROM t"), fp("SELECT b FROM t"));
     }
 
     #[test]

@@ -190,8 +190,8 @@ fn cacheable(a: &Analysis) -> bool {
 
 fn fingerprint(normalized: &str, scs: bool) -> String {
     // Fixed keys: fingerprints must stay comparable across restarts.
-    match lexer::scan(normalized, scs, lexer::HashKeys::fixed()) {
-        Ok(s) => format!("{:016x}", s.key as u64),
+    match lexer::token_key(normalized, scs, lexer::HashKeys::fixed()) {
+        Ok(key) => format!("{:016x}", key as u64),
         Err(_) => "0000000000000000".into(),
     }
 }
