@@ -105,6 +105,14 @@ fn main() {
         port,
         pid: env.pgwarden_audit.as_ref().map(|p| p.pid()),
     });
+    // The same over PostgreSQL's Unix socket, as when pgwarden runs on the
+    // database host: the server side of every message skips the TCP stack.
+    let (port, audit_unix) = env.spawn_audited_via("pgw+audit/unix", &env.pg_socket(), "");
+    targets.push(Target {
+        name: "pgw+audit/unix",
+        port,
+        pid: Some(audit_unix.pid()),
+    });
     let port = env.start_pgwarden_policy();
     targets.push(Target {
         name: "pgw+policy",
@@ -155,6 +163,14 @@ fn main() {
         }),
         None => println!("pgbouncer: not installed, skipped (apt-get install pgbouncer adds it)"),
     }
+    let bouncer_unix = env.spawn_pgbouncer("pgbouncer/unix", true);
+    if let Some((port, service)) = &bouncer_unix {
+        targets.push(Target {
+            name: "pgbouncer/unix",
+            port: *port,
+            pid: Some(service.pid()),
+        });
+    }
 
     // PGBENCH_ONLY=pgw+audit,pgw+strict measures only those (and direct).
     if let Ok(only) = std::env::var("PGBENCH_ONLY") {
@@ -168,7 +184,7 @@ fn main() {
     print_goals(&m.tps);
     print_durability(&m.tps);
     print_detection(&m);
-    drop((durable, detection, redis));
+    drop((durable, detection, redis, audit_unix, bouncer_unix));
     if std::env::var_os("PGBENCH_ONLY").is_some() {
         return;
     }
@@ -288,7 +304,7 @@ fn print_table(m: &Measured, targets: &[Target]) {
     let r = &m.tps;
     println!();
     println!(
-        "{:<10} {:<9} {:>7} {:>12} {:>8} {:>8} {:>14}",
+        "{:<14} {:<9} {:>7} {:>12} {:>8} {:>8} {:>14}",
         "target", "mode", "clients", "median tps", "spread", "ratio", "proxy CPU/txn"
     );
     for &mode in &MODES {
@@ -303,7 +319,7 @@ fn print_table(m: &Measured, targets: &[Target]) {
                     .get(&(t.name, mode, clients))
                     .map_or("-".to_string(), |c| format!("{:.1} us", median(c)));
                 println!(
-                    "{:<10} {mode:<9} {clients:>7} {:>12.0} {:>7.1}% {ratio:>8.3} {cpu:>14}",
+                    "{:<14} {mode:<9} {clients:>7} {:>12.0} {:>7.1}% {ratio:>8.3} {cpu:>14}",
                     t.name,
                     median(v),
                     spread(v) * 100.0
@@ -400,10 +416,10 @@ fn print_goals(r: &Results) {
             // With every statement analysed, audited and (pgw+policy)
             // decided and masked: 0.90 at 8 clients.
             if clients > 1 {
-                for target in ["pgw+audit", "pgw+policy"] {
+                for target in ["pgw+audit", "pgw+audit/unix", "pgw+policy"] {
                     if let Some(ratio) = ratio_to_direct(r, target, mode, clients) {
                         println!(
-                            "  {} {target:<10} {mode:<8} c={clients}: {ratio:.3} (goal >= 0.90)",
+                            "  {} {target:<14} {mode:<8} c={clients}: {ratio:.3} (goal >= 0.90)",
                             pass(ratio >= 0.90)
                         );
                     }

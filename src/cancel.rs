@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -130,7 +129,7 @@ impl CancelRegistry {
 /// Sends a CancelRequest for `real` on a fresh connection to PostgreSQL.
 async fn send_cancel(upstream: &str, real: CancelKey) {
     let attempt = async {
-        let mut s = TcpStream::connect(upstream).await?;
+        let mut s = crate::upstream::dial::dial(upstream).await?;
         s.write_all(&real.encode_request()).await?;
         s.shutdown().await?;
         // PostgreSQL closes the connection after it has signalled the

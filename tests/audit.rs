@@ -1167,6 +1167,83 @@ async fn statement_after_ddl_is_fully_analysed() {
     assert_eq!(access(stmts[4]), vec![acc("hr.new_t", &["a"], &[], &[])]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_over_a_unix_socket() {
+    let pg = pg();
+    let _admin = hr_database(&pg, "audit_unix", 30).await;
+    let socket = pg
+        .cluster
+        .socket_dir()
+        .join(format!(".s.PGSQL.{}", pg.port));
+    let proxy = Audited::start_with(&pg, |c| {
+        c.upstream.address = socket.display().to_string();
+    })
+    .await;
+    let metrics = proxy
+        .server
+        .as_ref()
+        .and_then(|s| s.metrics_addr)
+        .expect("metrics address");
+    let (client, port) = connect_as(proxy.port, SUPERUSER.0, "audit_unix").await;
+    // PostgreSQL sees pgwarden as a Unix-socket client: no address.
+    let unix: bool = client
+        .query_one("SELECT inet_client_addr() IS NULL", &[])
+        .await
+        .expect("client address")
+        .get(0);
+    assert!(unix, "the server side is not the Unix socket");
+    // The catalog came over the socket too: columns resolve.
+    let rows = client
+        .query(
+            "SELECT first_name FROM hr.employees WHERE id = $1",
+            &[&1i32],
+        )
+        .await
+        .expect("select");
+    assert_eq!(rows.len(), 1);
+    // Cancel requests reach PostgreSQL over the same socket.
+    let token = client.cancel_token();
+    let slow = tokio::spawn(async move {
+        let r = client.simple_query("SELECT pg_sleep(30)").await;
+        (client, r)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let to_proxy = tokio::net::TcpStream::connect(("127.0.0.1", proxy.port))
+        .await
+        .expect("connect for the cancel");
+    token
+        .cancel_query_raw(to_proxy, NoTls)
+        .await
+        .expect("cancel sent");
+    let (client, r) = tokio::time::timeout(Duration::from_secs(10), slow)
+        .await
+        .expect("cancelled within 10 s")
+        .expect("task");
+    let code = r
+        .expect_err("cancelled")
+        .code()
+        .map(|c| c.code().to_owned());
+    assert_eq!(code.as_deref(), Some("57014"));
+    let (status, body) = common::http_get(metrics, "/healthz").await;
+    assert_eq!(status, 200, "{body}");
+    drop(client);
+
+    let records = proxy.records().await;
+    let stmts = statements_from(&records, port);
+    assert_eq!(stmts.len(), 3, "{:#?}", texts(&stmts));
+    assert_ok_statement(
+        stmts[1],
+        "SELECT",
+        "select",
+        "SELECT first_name FROM hr.employees WHERE id = $1",
+    );
+    assert_eq!(
+        access(stmts[1]),
+        vec![acc("hr.employees", &["first_name"], &["id"], &[])]
+    );
+    assert_failed(stmts[2], "57014");
+}
+
 // ---------------------------------------------------------------------------
 // 8. Clean shutdown under load
 // ---------------------------------------------------------------------------

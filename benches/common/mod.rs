@@ -77,6 +77,15 @@ impl Env {
         self.cluster.0.port
     }
 
+    /// The cluster's Unix socket file (it listens in its data directory).
+    pub fn pg_socket(&self) -> String {
+        let c = &self.cluster.0;
+        c.socket_dir()
+            .join(format!(".s.PGSQL.{}", c.port))
+            .display()
+            .to_string()
+    }
+
     /// The postmaster's pid, from the first line of postmaster.pid.
     pub fn postmaster_pid(&self) -> u32 {
         let p = self.cluster.0.data_dir.join("postmaster.pid");
@@ -105,6 +114,18 @@ impl Env {
     /// Starts a pgwarden named `name` from a config file with the audit
     /// trail on (a file in the bench directory) and `extra` TOML appended.
     pub fn spawn_audited(&self, name: &'static str, extra: &str) -> (u16, Service) {
+        let upstream = format!("127.0.0.1:{}", self.pg_port());
+        self.spawn_audited_via(name, &upstream, extra)
+    }
+
+    /// [`Env::spawn_audited`] with `upstream.address` = `upstream` (a
+    /// `HOST:PORT` or [`Env::pg_socket`]).
+    pub fn spawn_audited_via(
+        &self,
+        name: &'static str,
+        upstream: &str,
+        extra: &str,
+    ) -> (u16, Service) {
         let port = free_port();
         let log = self.dir.path().join(format!("{name}.log"));
         let config = self.dir.path().join(format!("{name}.toml"));
@@ -112,9 +133,8 @@ impl Env {
         std::fs::write(
             &config,
             format!(
-                "[proxy]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\naddress = \"127.0.0.1:{}\"\ntls = \"disable\"\n\n\
+                "[proxy]\nlisten = \"127.0.0.1:{port}\"\n\n[upstream]\naddress = \"{upstream}\"\ntls = \"disable\"\n\n\
                  [catalog]\nuser = \"postgres\"\n\n[audit]\npath = \"{}\"\nmax_file_size = 1073741824\n\n{extra}",
-                self.pg_port(),
                 audit.display()
             ),
         )
@@ -164,11 +184,24 @@ impl Env {
 
     /// Starts pgbouncer in session mode if it is installed; `None` if not.
     pub fn start_pgbouncer(&mut self) -> Option<u16> {
+        let (port, service) = self.spawn_pgbouncer("pgbouncer", false)?;
+        self.pgbouncer = Some(service);
+        Some(port)
+    }
+
+    /// Starts a pgbouncer named `name` in session mode, reaching PostgreSQL
+    /// over its Unix socket when `unix`; `None` if it is not installed.
+    pub fn spawn_pgbouncer(&self, name: &'static str, unix: bool) -> Option<(u16, Service)> {
         let exe = find_pgbouncer()?;
         let port = free_port();
-        let dir = self.dir.path().join("pgbouncer");
+        let dir = self.dir.path().join(name.replace('/', "-"));
         std::fs::create_dir_all(&dir).expect("cannot create the pgbouncer directory");
-        let ini = write_pgbouncer_files(&dir, port, self.pg_port());
+        let host = if unix {
+            self.cluster.0.socket_dir().display().to_string()
+        } else {
+            "127.0.0.1".to_owned()
+        };
+        let ini = write_pgbouncer_files(&dir, port, &host, self.pg_port());
         let run_as = postgres_user_if_root();
         if let Some((uid, gid)) = run_as {
             // pgbouncer refuses to run as root; it runs as `postgres`, which
@@ -182,8 +215,7 @@ impl Env {
             cmd.uid(uid).gid(gid).current_dir("/");
         }
         let log = dir.join("stderr.log");
-        self.pgbouncer = Some(Service::spawn("pgbouncer", cmd, port, &log));
-        Some(port)
+        Some((port, Service::spawn(name, cmd, port, &log)))
     }
 }
 
@@ -342,14 +374,16 @@ fn postgres_user_if_root() -> Option<(u32, u32)> {
 }
 
 /// Writes pgbouncer.ini and its userlist; returns the ini's path.
-fn write_pgbouncer_files(dir: &Path, port: u16, pg_port: u16) -> PathBuf {
+/// pgbouncer's files; `host` is an address or, starting with `/`, the
+/// directory of PostgreSQL's Unix socket.
+fn write_pgbouncer_files(dir: &Path, port: u16, host: &str, pg_port: u16) -> PathBuf {
     let userlist = dir.join("userlist.txt");
     // auth_type = trust still requires the user to be listed.
     std::fs::write(&userlist, "\"postgres\" \"\"\n").expect("cannot write pgbouncer's userlist");
     let ini = dir.join("pgbouncer.ini");
     let text = format!(
         "[databases]\n\
-         postgres = host=127.0.0.1 port={pg_port} dbname=postgres\n\
+         postgres = host={host} port={pg_port} dbname=postgres\n\
          [pgbouncer]\n\
          listen_addr = 127.0.0.1\n\
          listen_port = {port}\n\

@@ -5,10 +5,10 @@
 use super::model::{Catalog, Column, Function, Oid, RelKind, Relation, Role};
 use crate::config::{Config, UpstreamTls};
 use crate::net::tls::{self, TlsError};
+use crate::upstream::dial::{self, Socket};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 use thiserror::Error;
-use tokio::net::TcpStream;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, NoTls};
@@ -17,7 +17,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 /// Why a catalog could not be read.
 #[derive(Debug, Error)]
 pub enum CatalogError {
-    /// The TCP connection to PostgreSQL failed.
+    /// The connection to PostgreSQL's socket failed.
     #[error("catalog connection to {addr}: {source}")]
     Connect {
         /// `upstream.address`.
@@ -75,6 +75,11 @@ const SESSION_OPTIONS: &str =
 /// `upstream.tls` (prefer falls back to plaintext when TLS fails); the
 /// connection is driven on a background task until the client is dropped.
 pub async fn connect(config: &Config, database: &str) -> Result<Client, CatalogError> {
+    if dial::is_unix(&config.upstream.address) {
+        // No TLS on PostgreSQL's Unix socket (the config check refuses
+        // modes that require it).
+        return connect_plain(config, database).await;
+    }
     match config.upstream.tls {
         UpstreamTls::Disable => connect_plain(config, database).await,
         UpstreamTls::Prefer => match connect_tls(config, database, SslMode::Prefer).await {
@@ -104,16 +109,14 @@ fn pg_config(config: &Config, database: &str, ssl: SslMode) -> tokio_postgres::C
     pc
 }
 
-async fn tcp(config: &Config) -> Result<TcpStream, CatalogError> {
+async fn socket(config: &Config) -> Result<Socket, CatalogError> {
     let addr = &config.upstream.address;
-    let s = TcpStream::connect(addr)
+    dial::dial(addr)
         .await
         .map_err(|source| CatalogError::Connect {
             addr: addr.clone(),
             source,
-        })?;
-    let _ = s.set_nodelay(true);
-    Ok(s)
+        })
 }
 
 fn login_err(config: &Config, source: tokio_postgres::Error) -> CatalogError {
@@ -128,7 +131,7 @@ async fn connect_plain(config: &Config, database: &str) -> Result<Client, Catalo
     let pc = pg_config(config, database, SslMode::Disable);
     let login = async {
         let (client, conn) = pc
-            .connect_raw(tcp(config).await?, NoTls)
+            .connect_raw(socket(config).await?, NoTls)
             .await
             .map_err(|e| login_err(config, e))?;
         tokio::spawn(drive(conn));
@@ -150,7 +153,7 @@ async fn connect_tls(
     };
     let mut make = MakeRustlsConnect::new(connector.config().as_ref().clone());
     let tls_connect =
-        MakeTlsConnect::<TcpStream>::make_tls_connect(&mut make, &name).map_err(|e| {
+        MakeTlsConnect::<Socket>::make_tls_connect(&mut make, &name).map_err(|e| {
             TlsError::Pem {
                 path: "upstream.server_name".into(),
                 message: format!("{name:?}: {e}"),
@@ -159,7 +162,7 @@ async fn connect_tls(
     let pc = pg_config(config, database, ssl);
     let login = async {
         let (client, conn) = pc
-            .connect_raw(tcp(config).await?, tls_connect)
+            .connect_raw(socket(config).await?, tls_connect)
             .await
             .map_err(|e| login_err(config, e))?;
         tokio::spawn(drive(conn));

@@ -130,7 +130,7 @@ pub async fn open(tcp: TcpStream, ctx: &Context) -> Result<Opening, HandshakeErr
                         tcp.write_all(b"N").await?;
                         stream = Stream::Plain(tcp);
                     }
-                    (_, Stream::Tls(_)) => {
+                    (_, Stream::Tls(_) | Stream::Unix(_)) => {
                         return Err(ProtocolError::Malformed("SSLRequest inside TLS").into())
                     }
                 }

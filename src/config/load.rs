@@ -137,8 +137,25 @@ pub fn validate(c: &Config) -> Result<(), (String, String)> {
     if c.proxy.startup_timeout.0.is_zero() {
         return bad("proxy.startup_timeout", "must be more than 0s".into());
     }
-    if let Err(m) = check_host_port(&c.upstream.address) {
-        return bad("upstream.address", m);
+    if crate::upstream::dial::is_unix(&c.upstream.address) {
+        // PostgreSQL answers 'N' to SSLRequest on its Unix socket.
+        if matches!(
+            c.upstream.tls,
+            UpstreamTls::Require | UpstreamTls::VerifyFull
+        ) {
+            return bad(
+                "upstream.tls",
+                format!(
+                    "PostgreSQL offers no TLS on a Unix socket ({:?}); use \"disable\" or \"prefer\", or a HOST:PORT address",
+                    c.upstream.address
+                ),
+            );
+        }
+    } else if let Err(m) = check_host_port(&c.upstream.address) {
+        return bad(
+            "upstream.address",
+            format!("{m} (nor an absolute path to a Unix socket)"),
+        );
     }
     if let Some(m) = &c.metrics.listen {
         if let Err(m) = check_host_port(m) {
@@ -322,6 +339,34 @@ mod tests {
         assert_eq!(c.proxy.listen, "127.0.0.1:6432");
         assert_eq!(c.upstream.tls, UpstreamTls::Prefer);
         assert_eq!(c.upstream.host(), "127.0.0.1");
+    }
+
+    #[test]
+    fn upstream_may_be_a_unix_socket_without_tls() {
+        let c = parse(
+            "[upstream]\naddress = \"/var/run/postgresql\"\ntls = \"prefer\"\n",
+            "u.toml",
+        )
+        .unwrap();
+        assert_eq!(c.upstream.address, "/var/run/postgresql");
+        let e = parse(
+            "[upstream]\naddress = \"/var/run/postgresql\"\ntls = \"require\"\n",
+            "u.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("u.toml:") && e.contains("upstream.tls"),
+            "{e}"
+        );
+        assert!(e.contains("no TLS on a Unix socket"), "{e}");
+        let e = parse("[upstream]\naddress = \"pg.local\"\n", "u.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("upstream.address") && e.contains("Unix socket"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -110,7 +110,9 @@ pub enum UpstreamTls {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
-    /// `HOST:PORT` of PostgreSQL. Default `127.0.0.1:5432`.
+    /// `HOST:PORT` of PostgreSQL, or the absolute path of its Unix socket
+    /// (the socket file, or a directory holding `.s.PGSQL.5432`). Default
+    /// `127.0.0.1:5432`.
     pub address: String,
     /// TLS mode. Default `prefer`.
     pub tls: UpstreamTls,

@@ -9,7 +9,7 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// Serves the endpoint on `listener` until shutdown begins.
 pub async fn serve(ctx: Arc<Context>, listener: TcpListener) {
@@ -55,7 +55,7 @@ async fn route<B>(ctx: &Context, req: Request<B>) -> Response<Full<Bytes>> {
 
 async fn health(ctx: &Context) -> Response<Full<Bytes>> {
     let addr = ctx.config.load().upstream.address.clone();
-    match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr)).await {
+    match tokio::time::timeout(Duration::from_secs(2), crate::upstream::dial::dial(&addr)).await {
         Ok(Ok(_)) => reply(StatusCode::OK, "ok\n".into()),
         Ok(Err(e)) => reply(
             StatusCode::SERVICE_UNAVAILABLE,

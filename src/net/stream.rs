@@ -1,32 +1,27 @@
-//! A TCP stream that may have been upgraded to TLS.
+//! A TCP stream that may have been upgraded to TLS, or a Unix socket to
+//! PostgreSQL.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
-/// Plain TCP or TLS over TCP, in either role.
+/// Plain TCP or TLS over TCP, in either role; or a Unix socket to PostgreSQL.
 #[derive(Debug)]
 pub enum Stream {
     /// Plaintext.
     Plain(TcpStream),
     /// TLS (client or server side).
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
+    /// PostgreSQL's Unix socket (`upstream.address` a path): no TLS there.
+    Unix(UnixStream),
 }
 
 impl Stream {
     /// Whether the stream is encrypted.
     pub fn is_tls(&self) -> bool {
         matches!(self, Self::Tls(_))
-    }
-
-    /// The underlying TCP socket.
-    pub fn tcp(&self) -> &TcpStream {
-        match self {
-            Self::Plain(s) => s,
-            Self::Tls(s) => s.get_ref().0,
-        }
     }
 }
 
@@ -39,6 +34,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -52,6 +48,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -59,6 +56,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_flush(cx),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            Self::Unix(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -66,6 +64,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

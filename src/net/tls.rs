@@ -94,6 +94,13 @@ pub fn server_name(config: &Config) -> Result<ServerName<'static>, TlsError> {
         .server_name
         .clone()
         .unwrap_or_else(|| config.upstream.host().to_owned());
+    if crate::upstream::dial::is_unix(&name) {
+        // A Unix socket is never TLS (config check): any placeholder will do.
+        return ServerName::try_from("localhost").map_err(|e| TlsError::Pem {
+            path: "upstream.address".into(),
+            message: e.to_string(),
+        });
+    }
     ServerName::try_from(name.clone()).map_err(|e| TlsError::Pem {
         path: "upstream.server_name".into(),
         message: format!("{name:?}: {e}"),

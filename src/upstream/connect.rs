@@ -1,11 +1,11 @@
 //! Opening a connection to PostgreSQL, with TLS per `upstream.tls`.
 
+use super::dial::{dial, Socket};
 use crate::config::UpstreamTls;
 use crate::context::Context;
 use crate::net::Stream;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// SSLRequest: length 8, code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 4, 210, 22, 47];
@@ -48,12 +48,16 @@ pub async fn connect(ctx: &Context, force_plain: bool) -> Result<Stream, Connect
         addr: addr.clone(),
         source,
     };
-    let mut tcp =
-        tokio::time::timeout(config.upstream.connect_timeout.0, TcpStream::connect(&addr))
-            .await
-            .map_err(|_| ConnectError::Timeout(addr.clone()))?
-            .map_err(io)?;
-    let _ = tcp.set_nodelay(true);
+    let socket = tokio::time::timeout(config.upstream.connect_timeout.0, dial(&addr))
+        .await
+        .map_err(|_| ConnectError::Timeout(addr.clone()))?
+        .map_err(io)?;
+    let mut tcp = match socket {
+        Socket::Tcp(tcp) => tcp,
+        // PostgreSQL never offers TLS on its Unix socket; the config check
+        // refuses a mode that would require it.
+        Socket::Unix(unix) => return Ok(Stream::Unix(unix)),
+    };
     let mode = config.upstream.tls;
     if mode == UpstreamTls::Disable || force_plain {
         return Ok(Stream::Plain(tcp));
